@@ -1,0 +1,1 @@
+"""Alembic migrations for wiretape's store (SQLite and PostgreSQL)."""

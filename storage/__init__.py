@@ -1,0 +1,1 @@
+"""The library of recordings: exchanges, matching, redaction, models and the repository."""

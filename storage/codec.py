@@ -1,0 +1,125 @@
+"""Content-Encoding and body-kind helpers shared by redaction, matching, display and diffs."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import zlib
+from typing import Any
+
+import brotli
+
+from .exchange import Headers, header_value
+
+
+class DecodeError(ValueError):
+    """A body could not be decoded with its declared Content-Encoding."""
+
+
+def decode_content(body: bytes, encoding: str | None) -> bytes:
+    """Undo a Content-Encoding (gzip, br, deflate, identity; comma lists applied in reverse)."""
+    if not encoding or not body:
+        return body
+    data = body
+    for enc in reversed([e.strip().lower() for e in encoding.split(",") if e.strip()]):
+        try:
+            if enc in ("gzip", "x-gzip"):
+                data = gzip.decompress(data)
+            elif enc == "br":
+                data = brotli.decompress(data)
+            elif enc == "deflate":
+                try:
+                    data = zlib.decompress(data)
+                except zlib.error:
+                    data = zlib.decompress(data, -zlib.MAX_WBITS)
+            elif enc in ("identity", "none"):
+                continue
+            else:
+                raise DecodeError(f"unsupported content-encoding {enc!r}")
+        except DecodeError:
+            raise
+        except Exception as e:
+            raise DecodeError(f"body is not valid {enc}") from e
+    return data
+
+
+def encode_content(body: bytes, encoding: str | None) -> bytes:
+    """Apply a Content-Encoding; the inverse of decode_content."""
+    if not encoding:
+        return body
+    data = body
+    for enc in [e.strip().lower() for e in encoding.split(",") if e.strip()]:
+        if enc in ("gzip", "x-gzip"):
+            data = gzip.compress(data, mtime=0)
+        elif enc == "br":
+            data = brotli.compress(data)
+        elif enc == "deflate":
+            data = zlib.compress(data)
+        elif enc in ("identity", "none"):
+            continue
+        else:
+            raise DecodeError(f"unsupported content-encoding {enc!r}")
+    return data
+
+
+def decoded_body(headers: Headers, body: bytes) -> bytes:
+    """The body with its Content-Encoding undone; the raw bytes when that fails."""
+    try:
+        return decode_content(body, header_value(headers, "content-encoding"))
+    except DecodeError:
+        return body
+
+
+def is_json_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    ct = content_type.split(";", 1)[0].strip().lower()
+    return ct == "application/json" or ct.endswith("+json") or ct.endswith("/json")
+
+
+def parse_json(body: bytes) -> tuple[bool, Any]:
+    """(True, value) when the body is a JSON document, else (False, None)."""
+    stripped = body.lstrip()
+    if not stripped or stripped[:1] not in b'{["-0123456789tfn':
+        return False, None
+    try:
+        return True, json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False, None
+
+
+def body_view(headers: Headers, body: bytes) -> dict[str, Any]:
+    """How a body is shown to people: JSON as JSON, text as text, anything else base64."""
+    data = decoded_body(headers, body)
+    ctype = header_value(headers, "content-type")
+    ok, value = parse_json(data) if (is_json_type(ctype) or data[:1] in (b"{", b"[")) else (
+        False,
+        None,
+    )
+    if ok:
+        return {"encoding": "json", "content": value}
+    try:
+        return {"encoding": "text", "content": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "content": base64.b64encode(data).decode("ascii")}
+
+
+def body_from_view(view: dict[str, Any]) -> bytes:
+    """Bytes for a body given in the display shape (the inverse of body_view)."""
+    enc = view.get("encoding")
+    content = view.get("content")
+    if enc == "json":
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if enc == "text":
+        if not isinstance(content, str):
+            raise ValueError("text body content must be a string")
+        return content.encode("utf-8")
+    if enc == "base64":
+        if not isinstance(content, str):
+            raise ValueError("base64 body content must be a string")
+        try:
+            return base64.b64decode(content, validate=True)
+        except ValueError as e:
+            raise ValueError("base64 body content is not valid base64") from e
+    raise ValueError("body encoding must be json, text or base64")

@@ -1,0 +1,123 @@
+"""SQLAlchemy 2.x ORM models: tapes, recordings, the shared runtime state and the misses journal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints keep Alembic's autogenerate diffs stable across SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Tape(Base):
+    __tablename__ = "tapes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # bumped on every change to the tape's recordings or rules; replay indexes poll it
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    matching: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    noise: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    recordings: Mapped[list[Recording]] = relationship(
+        back_populates="tape", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+    __table_args__ = (
+        Index("ix_recordings_tape_key", "tape_id", "match_key", "captured_ns"),
+        Index("ix_recordings_tape_id_id", "tape_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tape_id: Mapped[int] = mapped_column(ForeignKey("tapes.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    match_key: Mapped[str] = mapped_column(String(64))
+    captured_ns: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+    method: Mapped[str] = mapped_column(String(32))
+    scheme: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    http_version: Mapped[str] = mapped_column(String(16), default="HTTP/1.1")
+    request_headers: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    request_body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    response_http_version: Mapped[str] = mapped_column(String(16), default="HTTP/1.1")
+    response_headers: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    response_body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    failure_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    failure_message: Mapped[str] = mapped_column(Text, default="")
+
+    content_type: Mapped[str] = mapped_column(String(255), default="")
+    request_size: Mapped[int] = mapped_column(Integer, default=0)
+    response_size: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(Text, default="")
+    # decoded, lower-cased text of both bodies, for the `q` filter
+    search_text: Mapped[str] = mapped_column(Text, default="")
+
+    tape: Mapped[Tape] = relationship(back_populates="recordings")
+
+
+class RuntimeState(Base):
+    """One row shared by every process: mode, tape, on-miss policy, sequence resets."""
+
+    __tablename__ = "runtime_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    tape: Mapped[str] = mapped_column(String(200))
+    on_miss: Mapped[str] = mapped_column(String(16))
+    replay_generation: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Miss(Base):
+    __tablename__ = "misses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tape: Mapped[str] = mapped_column(String(200), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    method: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    closest: Mapped[list[Any]] = mapped_column(JSON, default=list)

@@ -1,0 +1,415 @@
+"""All SQL lives here. Functions take a Session and never commit: callers own transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from . import models as m
+from .codec import decoded_body
+from .exchange import Exchange, Failure, FailureKind, Request, Response
+from .matching import MatchRules, explain, match_key
+from .models import utcnow
+
+
+class TapeNotFound(LookupError):
+    """No tape has that name."""
+
+
+class RecordingNotFound(LookupError):
+    """No recording has that id."""
+
+
+# -- conversions between rows and exchanges ----------------------------------------------
+
+def _headers_out(headers: Iterable[Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in headers)
+
+
+def _search_text(ex: Exchange, limit: int = 65536) -> str:
+    parts = []
+    for headers, body in (
+        (ex.request.headers, ex.request.body),
+        (ex.response.headers, ex.response.body) if ex.response else ((), b""),
+    ):
+        if body:
+            text = decoded_body(headers, body)[:limit].decode("utf-8", "ignore")
+            parts.append(text.replace("\x00", ""))
+    return "\n".join(parts).lower()
+
+
+def exchange_row(ex: Exchange, tape_id: int, key: str, seq: int) -> dict[str, Any]:
+    req, resp = ex.request, ex.response
+    ctype = (resp.header("content-type") if resp else None) or ""
+    return {
+        "tape_id": tape_id,
+        "seq": seq,
+        "match_key": key,
+        "captured_ns": ex.captured_ns,
+        "recorded_at": datetime.fromtimestamp(ex.captured_ns / 1e9, UTC)
+        if ex.captured_ns
+        else utcnow(),
+        "duration_ms": float(ex.duration_ms),
+        "method": req.method,
+        "scheme": req.scheme,
+        "host": req.host,
+        "port": req.port,
+        "path": req.path,
+        "target": req.target,
+        "url": req.url,
+        "http_version": req.http_version,
+        "request_headers": [list(h) for h in req.headers],
+        "request_body": req.body,
+        "status": resp.status if resp else None,
+        "reason": (resp.reason if resp else "")[:255],
+        "response_http_version": resp.http_version if resp else "HTTP/1.1",
+        "response_headers": [list(h) for h in resp.headers] if resp else [],
+        "response_body": resp.body if resp else b"",
+        "failure_kind": str(ex.failure.kind) if ex.failure else None,
+        "failure_message": ex.failure.message if ex.failure else "",
+        "content_type": ctype[:255],
+        "request_size": len(req.body),
+        "response_size": len(resp.body) if resp else 0,
+        "note": ex.note,
+        "search_text": _search_text(ex),
+    }
+
+
+def row_request(r: m.Recording) -> Request:
+    return Request(
+        method=r.method,
+        scheme=r.scheme,
+        host=r.host,
+        port=r.port,
+        target=r.target,
+        headers=_headers_out(r.request_headers),
+        body=r.request_body or b"",
+        http_version=r.http_version,
+    )
+
+
+def row_exchange(r: m.Recording) -> Exchange:
+    resp = None
+    if r.status is not None:
+        resp = Response(
+            status=r.status,
+            headers=_headers_out(r.response_headers),
+            body=r.response_body or b"",
+            reason=r.reason,
+            http_version=r.response_http_version,
+        )
+    failure = Failure(FailureKind(r.failure_kind), r.failure_message) if r.failure_kind else None
+    return Exchange(
+        request=row_request(r),
+        response=resp,
+        failure=failure,
+        captured_ns=r.captured_ns,
+        duration_ms=r.duration_ms,
+        note=r.note,
+    )
+
+
+# -- tapes ---------------------------------------------------------------------------------
+
+def get_tape(s: Session, name: str) -> m.Tape | None:
+    return s.scalars(select(m.Tape).where(m.Tape.name == name)).one_or_none()
+
+
+def require_tape(s: Session, name: str) -> m.Tape:
+    tape = get_tape(s, name)
+    if tape is None:
+        raise TapeNotFound(f"tape {name!r} not found")
+    return tape
+
+
+def ensure_tape(s: Session, name: str, matching: dict[str, Any] | None = None) -> m.Tape:
+    """Create the tape if it is missing; safe when several processes race to create it."""
+    values = {
+        "name": name,
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+        "revision": 0,
+        "matching": matching or {},
+        "noise": [],
+    }
+    dialect = s.get_bind().dialect.name
+    ins: Any
+    if dialect == "postgresql":
+        ins = postgresql.insert(m.Tape).values(**values).on_conflict_do_nothing(
+            index_elements=["name"]
+        )
+    else:
+        ins = sqlite.insert(m.Tape).values(**values).on_conflict_do_nothing(
+            index_elements=["name"]
+        )
+    s.execute(ins)
+    return require_tape(s, name)
+
+
+def touch_tape(s: Session, tape_id: int) -> None:
+    """Bump the revision. As the first write of a transaction this also serialises writers
+    of one tape: a row lock on PostgreSQL, the database write lock on SQLite."""
+    s.execute(
+        update(m.Tape)
+        .where(m.Tape.id == tape_id)
+        .values(revision=m.Tape.revision + 1, updated_at=utcnow())
+    )
+
+
+def tape_rules(s: Session, name: str) -> MatchRules:
+    tape = get_tape(s, name)
+    return MatchRules.from_dict(tape.matching if tape else None)
+
+
+def tape_revisions(s: Session) -> dict[str, int]:
+    return {name: rev for name, rev in s.execute(select(m.Tape.name, m.Tape.revision))}
+
+
+def empty_tape(s: Session, name: str) -> int:
+    tape = get_tape(s, name)
+    if tape is None:
+        return 0
+    touch_tape(s, tape.id)
+    result = s.execute(delete(m.Recording).where(m.Recording.tape_id == tape.id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# -- recordings ----------------------------------------------------------------------------
+
+def add_exchanges(
+    s: Session, tape_name: str, exchanges: Sequence[Exchange], rules: MatchRules | None = None
+) -> list[tuple[int, str, int]]:
+    """Store exchanges in a tape; returns (id, match_key, seq) for each, in input order.
+
+    `seq` follows capture order (captured_ns), not write order: a late write of an earlier
+    capture shifts the later recordings of its key up by one.
+    """
+    if not exchanges:
+        return []
+    tape = ensure_tape(s, tape_name)
+    touch_tape(s, tape.id)  # the per-tape write lock (see touch_tape)
+    rules = rules if rules is not None else MatchRules.from_dict(tape.matching)
+    keys = [match_key(ex.request, rules) for ex in exchanges]
+    existing: dict[str, list[tuple[int, int]]] = {}  # key -> [(captured_ns, id)]
+    unique = sorted(set(keys))
+    for i in range(0, len(unique), 500):
+        chunk = unique[i : i + 500]
+        for key, cns, rid in s.execute(
+            select(m.Recording.match_key, m.Recording.captured_ns, m.Recording.id).where(
+                m.Recording.tape_id == tape.id, m.Recording.match_key.in_(chunk)
+            )
+        ):
+            existing.setdefault(key, []).append((cns, rid))
+    order = sorted(range(len(exchanges)), key=lambda i: exchanges[i].captured_ns)
+    rows: list[dict[str, Any]] = [{} for _ in exchanges]
+    shift: dict[int, int] = {}
+    for i in order:
+        ex, key = exchanges[i], keys[i]
+        prior = existing.setdefault(key, [])
+        seq = sum(1 for cns, _ in prior if cns <= ex.captured_ns)
+        for cns, rid in prior:
+            if cns > ex.captured_ns and rid > 0:
+                shift[rid] = shift.get(rid, 0) + 1
+        rows[i] = exchange_row(ex, tape.id, key, seq)
+        prior.append((ex.captured_ns, -1))
+    for rid, by in shift.items():
+        s.execute(update(m.Recording).where(m.Recording.id == rid).values(seq=m.Recording.seq + by))
+    ids = list(
+        s.scalars(
+            m.Recording.__table__.insert().returning(  # type: ignore[attr-defined]
+                m.Recording.__table__.c.id, sort_by_parameter_order=True
+            ),
+            rows,
+        )
+    )
+    return [(ids[i], keys[i], rows[i]["seq"]) for i in range(len(exchanges))]
+
+
+def get_recording(s: Session, rid: int) -> m.Recording:
+    row = s.get(m.Recording, rid)
+    if row is None:
+        raise RecordingNotFound(f"recording {rid} not found")
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEntry:
+    """What replay needs of a recording, loaded once into the in-memory index."""
+
+    id: int
+    match_key: str
+    seq: int
+    status: int | None
+    reason: str
+    http_version: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    failure_kind: str | None
+    failure_message: str
+    duration_ms: float
+
+
+def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
+    R = m.Recording
+    stmt: Select[Any] = (
+        select(
+            R.id, R.match_key, R.seq, R.status, R.reason, R.response_http_version,
+            R.response_headers, R.response_body, R.failure_kind, R.failure_message,
+            R.duration_ms,
+        )
+        .join(m.Tape, m.Tape.id == R.tape_id)
+        .where(m.Tape.name == tape_name)
+        .order_by(R.match_key, R.captured_ns, R.id)
+    )
+    out = []
+    for row in s.execute(stmt):
+        out.append(
+            ReplayEntry(
+                id=row[0], match_key=row[1], seq=row[2], status=row[3], reason=row[4] or "",
+                http_version=row[5] or "HTTP/1.1",
+                headers=tuple((str(k), str(v)) for k, v in row[6]),
+                body=row[7] or b"", failure_kind=row[8], failure_message=row[9] or "",
+                duration_ms=row[10] or 0.0,
+            )
+        )
+    return out
+
+
+def recompute_keys(s: Session, tape_name: str) -> int:
+    """Re-key every recording of a tape under its current rules and renumber `seq`."""
+    tape = require_tape(s, tape_name)
+    touch_tape(s, tape.id)
+    rules = MatchRules.from_dict(tape.matching)
+    rows = s.scalars(
+        select(m.Recording).where(m.Recording.tape_id == tape.id).order_by(
+            m.Recording.captured_ns, m.Recording.id
+        )
+    ).all()
+    counters: dict[str, int] = {}
+    changed = 0
+    for r in rows:
+        key = match_key(row_request(r), rules)
+        seq = counters.get(key, 0)
+        counters[key] = seq + 1
+        if r.match_key != key or r.seq != seq:
+            r.match_key, r.seq = key, seq
+            changed += 1
+    s.flush()
+    return changed
+
+
+def closest(
+    s: Session, tape_name: str, req: Request, rules: MatchRules, n: int = 3
+) -> list[dict[str, Any]]:
+    """The recordings of a tape nearest to a request that missed, with what differs."""
+    tape = get_tape(s, tape_name)
+    if tape is None:
+        return []
+    R = m.Recording
+    base = select(R).where(R.tape_id == tape.id)
+    candidates: list[m.Recording] = []
+    seen_keys: set[str] = set()
+    for stmt in (
+        base.where(R.path == req.path, R.method == req.method),
+        base.where(R.path == req.path),
+        base.where(R.host == req.host),
+        base,
+    ):
+        for r in s.scalars(stmt.order_by(R.id).limit(200)):
+            if r.match_key not in seen_keys:
+                seen_keys.add(r.match_key)
+                candidates.append(r)
+        if len(candidates) >= n:
+            break
+    scored = []
+    for r in candidates:
+        diffs = explain(req, row_request(r), rules)
+        scored.append((len(diffs), r.id, {"id": r.id, "url": r.url, "differences": diffs}))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    return [d for _, _, d in scored[:n]]
+
+
+# -- runtime state and misses --------------------------------------------------------------
+
+STATE_ID = 1
+
+
+def get_state(s: Session) -> m.RuntimeState | None:
+    return s.get(m.RuntimeState, STATE_ID)
+
+
+def init_state(s: Session, mode: str, tape: str, on_miss: str) -> m.RuntimeState:
+    """Set the shared mode at process start (the command line is what the user asked for)."""
+    state = get_state(s)
+    if state is None:
+        dialect = s.get_bind().dialect.name
+        values = {
+            "id": STATE_ID, "mode": mode, "tape": tape, "on_miss": on_miss,
+            "replay_generation": 0, "updated_at": utcnow(),
+        }
+        ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+            m.RuntimeState
+        ).values(**values)
+        s.execute(ins.on_conflict_do_nothing(index_elements=["id"]))
+    return set_state(s, mode=mode, tape=tape, on_miss=on_miss)
+
+
+def set_state(
+    s: Session, mode: str | None = None, tape: str | None = None, on_miss: str | None = None
+) -> m.RuntimeState:
+    values: dict[str, Any] = {"updated_at": utcnow()}
+    if mode is not None:
+        values["mode"] = mode
+    if tape is not None:
+        values["tape"] = tape
+    if on_miss is not None:
+        values["on_miss"] = on_miss
+    s.execute(update(m.RuntimeState).where(m.RuntimeState.id == STATE_ID).values(**values))
+    state = get_state(s)
+    assert state is not None
+    s.refresh(state)
+    return state
+
+
+def reset_sequences(s: Session) -> int:
+    s.execute(
+        update(m.RuntimeState)
+        .where(m.RuntimeState.id == STATE_ID)
+        .values(replay_generation=m.RuntimeState.replay_generation + 1, updated_at=utcnow())
+    )
+    state = get_state(s)
+    if state is None:
+        return 0
+    s.refresh(state)
+    return state.replay_generation
+
+
+def add_miss(s: Session, tape: str, method: str, url: str, closest: list[dict[str, Any]]) -> int:
+    miss = m.Miss(tape=tape, method=method, url=url, closest=closest, at=utcnow())
+    s.add(miss)
+    s.flush()
+    return miss.id
+
+
+def list_misses(s: Session, tape: str | None = None, limit: int = 100) -> list[m.Miss]:
+    stmt = select(m.Miss).order_by(m.Miss.id.desc()).limit(limit)
+    if tape is not None:
+        stmt = stmt.where(m.Miss.tape == tape)
+    return list(s.scalars(stmt))
+
+
+def count_recordings(s: Session, tape_name: str) -> int:
+    return int(
+        s.scalar(
+            select(func.count(m.Recording.id))
+            .join(m.Tape, m.Tape.id == m.Recording.tape_id)
+            .where(m.Tape.name == tape_name)
+        )
+        or 0
+    )
