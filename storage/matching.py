@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from .codec import decoded_body, parse_json
 from .exchange import Request
+from .redact import REDACTED
 
 
 class InvalidRule(ValueError):
@@ -128,6 +129,15 @@ def _drop_path(value: Any, tokens: tuple[str | int, ...]) -> Any:
     return value
 
 
+def _without_redacted(value: Any) -> Any:
+    """Redacted values never take part in matching: drop fields whose value was redacted."""
+    if isinstance(value, dict):
+        return {k: _without_redacted(v) for k, v in value.items() if v != REDACTED}
+    if isinstance(value, list):
+        return [_without_redacted(v) for v in value]
+    return value
+
+
 # -- the parts of a request, each normalised by its own small function -------------------
 
 def method(req: Request) -> str:
@@ -144,7 +154,7 @@ def path(req: Request) -> str:
 
 def query(req: Request, rules: MatchRules) -> list[tuple[str, str]]:
     # order-insensitive across names, but repeated names keep their order (stable sort)
-    pairs = [(k, v) for k, v in req.query if k not in rules.ignore_query]
+    pairs = [(k, v) for k, v in req.query if k not in rules.ignore_query and v != REDACTED]
     return sorted(pairs, key=lambda kv: kv[0])
 
 
@@ -152,7 +162,9 @@ def headers(req: Request, rules: MatchRules) -> list[tuple[str, str]]:
     if not rules.match_headers:
         return []
     wanted = set(rules.match_headers)
-    return sorted((k.lower(), v) for k, v in req.headers if k.lower() in wanted)
+    return sorted(
+        (k.lower(), v) for k, v in req.headers if k.lower() in wanted and v != REDACTED
+    )
 
 
 def body(req: Request, rules: MatchRules) -> tuple[str, Any]:
@@ -163,9 +175,10 @@ def body(req: Request, rules: MatchRules) -> tuple[str, Any]:
     ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded":
         pairs = parse_qsl(data.decode("latin-1"), keep_blank_values=True)
-        return ("form", sorted(pairs, key=lambda kv: kv[0]))
+        return ("form", sorted((kv for kv in pairs if kv[1] != REDACTED), key=lambda kv: kv[0]))
     ok, value = parse_json(data)
     if ok:
+        value = _without_redacted(value)
         for p in rules._paths:
             value = _drop_path(value, p)
         return ("json", value)

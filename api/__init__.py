@@ -1,0 +1,1 @@
+"""The admin API: browse, edit, diff and audit recordings; switch modes at run time."""

@@ -1,0 +1,1 @@
+"""The `wiretape` command: the composition root that wires proxy, API and storage together."""

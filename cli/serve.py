@@ -1,0 +1,167 @@
+"""`wiretape serve`: the mitmproxy master and the admin API on one event loop, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+
+import uvicorn
+from mitmproxy import exceptions, options
+from mitmproxy.tools.dump import DumpMaster
+from wiretape.api.app import ApiSettings, create_app
+from wiretape.proxy.addon import Wiretape
+from wiretape.proxy.writer import Writer
+from wiretape.storage import db
+from wiretape.storage import repository as repo
+from wiretape.storage.exchange import Mode
+from wiretape.storage.matching import MatchRules
+from wiretape.storage.notify import Notifier
+from wiretape.storage.redact import Redactor
+
+from .settings import ServeSettings, SettingsError
+
+log = logging.getLogger("wiretape.serve")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` owns SIGINT/SIGTERM, so the writer
+    is flushed before the process exits."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        yield
+
+
+def prepare_store(settings: ServeSettings) -> None:
+    """Migrate, then publish this process's mode, tape and rules to the shared state."""
+    db.upgrade(settings.db)
+    engine = db.make_engine(settings.db)
+    try:
+        with db.make_sessions(engine).begin() as s:
+            repo.init_state(s, settings.mode, settings.tape, settings.on_miss)
+            tape = repo.ensure_tape(s, settings.tape)
+            if settings.has_matching_flags:
+                try:
+                    rules = MatchRules.create(
+                        ignore_query=settings.ignore_query,
+                        ignore_body_paths=settings.ignore_body_paths,
+                        match_headers=settings.match_headers,
+                        ignore_host=settings.match_ignore_host,
+                    )
+                except ValueError as e:
+                    raise SettingsError(str(e)) from e
+                if rules.to_dict() != MatchRules.from_dict(tape.matching).to_dict():
+                    tape.matching = rules.to_dict()
+                    s.flush()
+                    repo.recompute_keys(s, settings.tape)
+            if settings.overwrite and settings.mode is Mode.RECORD:
+                n = repo.empty_tape(s, settings.tape)
+                log.info("--overwrite: emptied tape %s (%d recordings)", settings.tape, n)
+    finally:
+        engine.dispose()
+
+
+def mitm_options(settings: ServeSettings) -> dict[str, object]:
+    """mitmproxy options; set once its addons have declared them."""
+    mode = f"reverse:{settings.upstream}" if settings.upstream else "regular"
+    return dict(
+        listen_host=settings.listen.host,
+        listen_port=settings.listen.port,
+        mode=[mode],
+        confdir=settings.confdir_path,
+        ssl_insecure=settings.upstream_insecure,
+        ignore_hosts=list(settings.ignore_hosts),
+        # Replay must never reach the network: connect upstream only when a request is
+        # really forwarded, and do not fetch upstream certificates to mint ours.
+        connection_strategy="lazy",
+        upstream_cert=False,
+    )
+
+
+async def _serve(settings: ServeSettings) -> int:
+    engine = db.make_engine(settings.db)
+    sessions = db.make_sessions(engine)
+    notifier = Notifier()
+    redactor = Redactor.with_extra(
+        settings.redact_headers, settings.redact_query, settings.redact_json
+    )
+    writer = Writer(sessions, redactor, notifier)
+    addon = Wiretape(sessions, writer, notifier)
+    master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
+    master.addons.add(addon)
+    try:
+        master.options.update(
+            **mitm_options(settings),
+            wiretape_sequence=settings.sequence.value,
+            wiretape_replay_latency=settings.replay_latency,
+            wiretape_redact_header=list(settings.redact_headers),
+            wiretape_redact_query=list(settings.redact_query),
+            wiretape_redact_json=list(settings.redact_json),
+        )
+    except exceptions.OptionsError as e:
+        raise SettingsError(str(e)) from e
+    await asyncio.to_thread(addon.prepare)
+    writer.start()
+
+    api = create_app(
+        ApiSettings(
+            db_url=settings.db,
+            token=settings.token,
+            confdir=settings.confdir_path,
+            notifier=notifier,
+            metrics_source=lambda: {"write_queue_depth": writer.depth,
+                                    "recordings_written": writer.written},
+        )
+    )
+    server = _ApiServer(
+        uvicorn.Config(
+            api, host=settings.admin.host, port=settings.admin.port,
+            log_level="warning", access_log=False, lifespan="on",
+        )
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    proxy_task = asyncio.create_task(master.run(), name="proxy")
+    api_task = asyncio.create_task(server.serve(), name="admin-api")
+    stop_task = asyncio.create_task(stop.wait(), name="stop")
+    log.info(
+        "wiretape %s: proxy on %s, admin API on http://%s, tape %s, store %s",
+        settings.mode, settings.listen, settings.admin, settings.tape,
+        engine.url.render_as_string(hide_password=True),
+    )
+    done, _ = await asyncio.wait(
+        {proxy_task, api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+    )
+    code = 0
+    if stop_task not in done:
+        log.error("a server stopped unexpectedly; shutting down")
+        code = 1
+    master.shutdown()
+    server.should_exit = True
+    results = await asyncio.gather(proxy_task, api_task, return_exceptions=True)
+    stop_task.cancel()
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            log.error("server failed: %s", r)
+            code = 1
+    if api_task.done() and not server.started and code == 0:
+        code = 1
+    # every captured exchange is written before the process exits
+    pending = writer.depth
+    await asyncio.to_thread(writer.close)
+    log.info("stopped; %d exchanges written in all (%d were queued at shutdown)",
+             writer.written, pending)
+    engine.dispose()
+    return code
+
+
+def run(settings: ServeSettings) -> int:
+    prepare_store(settings)
+    return asyncio.run(_serve(settings))

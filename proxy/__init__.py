@@ -1,0 +1,1 @@
+"""The mitmproxy side: capture, redact, match and replay exchanges."""

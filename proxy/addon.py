@@ -1,0 +1,290 @@
+"""The wiretape mitmproxy addon: record, replay or pass through each exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http
+from sqlalchemy.orm import Session, sessionmaker
+from wiretape.storage import repository as repo
+from wiretape.storage.exchange import Mode, OnMiss, Request, SequencePolicy
+from wiretape.storage.matching import MatchRules, match_key
+from wiretape.storage.notify import Notifier
+from wiretape.storage.redact import Redactor
+from wiretape.storage.replay import ReplayIndex
+
+from . import flows
+from .writer import Writer
+
+log = logging.getLogger(__name__)
+
+RECORD = "wiretape.record"  # flow.metadata key: (tape, captured_ns) for flows to store
+
+
+class InvalidLatency(ValueError):
+    """--replay-latency must be none, recorded or a number of milliseconds."""
+
+
+def parse_latency(value: str) -> str | float:
+    v = value.strip().lower()
+    if v in ("none", "recorded"):
+        return v
+    try:
+        ms = float(v.removesuffix("ms"))
+    except ValueError as e:
+        raise InvalidLatency(
+            f"replay latency {value!r} must be none, recorded or a number of milliseconds"
+        ) from e
+    if not 0 <= ms <= 600_000:
+        raise InvalidLatency("replay latency must be between 0 and 600000 ms")
+    return ms
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """The addon's options, parsed once in configure()."""
+
+    sequence: SequencePolicy = SequencePolicy.REPEAT_LAST
+    latency: str | float = "none"
+    redactor: Redactor = field(default_factory=Redactor)
+    poll_interval: float = 1.0
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What the request path reads: the shared state as last seen, and the replay index."""
+
+    mode: Mode = Mode.RECORD
+    tape: str = "default"
+    on_miss: OnMiss = OnMiss.ERROR
+    rules: MatchRules = field(default_factory=MatchRules)
+    index: ReplayIndex = field(default_factory=ReplayIndex)
+    generation: int = 0
+    loaded: tuple[str, int] | None = None  # (tape, revision) the index was built from
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    mode: Mode
+    tape: str
+    on_miss: OnMiss
+    generation: int
+    rules: MatchRules
+    revision: int
+    entries: list[repo.ReplayEntry] | None  # None: index unchanged
+
+
+class Wiretape:
+    def __init__(
+        self, sessions: sessionmaker[Session], writer: Writer, notifier: Notifier | None = None
+    ) -> None:
+        self.sessions = sessions
+        self.writer = writer
+        self.config = ProxyConfig()
+        self.rt = Runtime()
+        self._nudge: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: asyncio.Task[None] | None = None
+        if notifier is not None:
+            notifier.subscribe(self._on_change)
+
+    # -- options -----------------------------------------------------------------------
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "wiretape_sequence", str, "repeat-last",
+            "After the last recording of a key: repeat-last, cycle or strict.",
+            choices=[p.value for p in SequencePolicy],
+        )
+        loader.add_option(
+            "wiretape_replay_latency", str, "none",
+            "Replay delay: none, recorded, or a fixed number of milliseconds.",
+        )
+        loader.add_option("wiretape_redact_header", Sequence[str], [], "More headers to redact.")
+        loader.add_option("wiretape_redact_query", Sequence[str], [], "More query names to redact.")
+        loader.add_option("wiretape_redact_json", Sequence[str], [], "More JSON fields to redact.")
+        loader.add_option(
+            "wiretape_poll_interval", str, "1.0",
+            "Seconds between checks of the shared store for mode, rule and tape changes.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(u.startswith("wiretape_") for u in updated):
+            return
+        o = ctx.options
+        try:
+            poll = float(o.wiretape_poll_interval)
+            if not 0.05 <= poll <= 60:
+                raise ValueError("poll interval must be between 0.05 and 60 seconds")
+            self.config = ProxyConfig(
+                sequence=SequencePolicy(o.wiretape_sequence),
+                latency=parse_latency(o.wiretape_replay_latency),
+                redactor=Redactor.with_extra(
+                    o.wiretape_redact_header, o.wiretape_redact_query, o.wiretape_redact_json
+                ),
+                poll_interval=poll,
+            )
+        except ValueError as e:
+            raise exceptions.OptionsError(str(e)) from e
+
+    # -- shared state ------------------------------------------------------------------
+    def _read(self, loaded: tuple[str, int] | None, force: bool) -> _Snapshot | None:
+        with self.sessions() as s:
+            state = repo.get_state(s)
+            if state is None:
+                return None
+            tape = repo.get_tape(s, state.tape)
+            revision = tape.revision if tape else -1
+            mode = Mode(state.mode)
+            entries = None
+            if mode is Mode.REPLAY and (force or loaded != (state.tape, revision)):
+                entries = repo.replay_entries(s, state.tape)
+            return _Snapshot(
+                mode=mode,
+                tape=state.tape,
+                on_miss=OnMiss(state.on_miss),
+                generation=state.replay_generation,
+                rules=MatchRules.from_dict(tape.matching if tape else None),
+                revision=revision,
+                entries=entries,
+            )
+
+    def _apply(self, snap: _Snapshot) -> None:
+        rt = self.rt
+        if snap.entries is not None:
+            if rt.loaded is not None and rt.loaded[0] == snap.tape:
+                rt.index = rt.index.with_entries(snap.entries)  # keep sequence positions
+            else:
+                rt.index = ReplayIndex(snap.entries)
+            rt.loaded = (snap.tape, snap.revision)
+            log.info("replay index: tape %s, %d recordings", snap.tape, rt.index.size)
+        if snap.generation != rt.generation:
+            rt.index.reset()
+            rt.generation = snap.generation
+        if (snap.mode, snap.tape, snap.on_miss) != (rt.mode, rt.tape, rt.on_miss):
+            log.info("mode %s, tape %s, on-miss %s", snap.mode, snap.tape, snap.on_miss)
+        rt.mode, rt.tape, rt.on_miss, rt.rules = snap.mode, snap.tape, snap.on_miss, snap.rules
+
+    def prepare(self) -> None:
+        """Load the shared state and the replay index before the proxy starts listening."""
+        snap = self._read(None, force=True)
+        if snap is not None:
+            self._apply(snap)
+
+    async def refresh(self, force: bool = False) -> None:
+        snap = await asyncio.to_thread(self._read, self.rt.loaded, force)
+        if snap is not None:
+            self._apply(snap)
+
+    def _on_change(self) -> None:
+        # called from the writer thread or the API's threads
+        if self._loop is not None and self._nudge is not None:
+            self._loop.call_soon_threadsafe(self._nudge.set)
+
+    async def _poll(self) -> None:
+        assert self._nudge is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), timeout=self.config.poll_interval)
+            self._nudge.clear()
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("reading the shared state failed; keeping the last one")
+            await asyncio.sleep(0.05)  # coalesce bursts of nudges
+
+    def running(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._nudge = asyncio.Event()
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    def done(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+
+    # -- the request path --------------------------------------------------------------
+    async def request(self, flow: http.HTTPFlow) -> None:
+        rt = self.rt
+        if rt.mode is Mode.PASSTHROUGH or flow.response is not None:
+            return
+        if rt.mode is Mode.RECORD:
+            flow.metadata[RECORD] = (rt.tape, time.time_ns())
+            return
+        if flow.request.headers.get("upgrade"):
+            log.info("%s %s: upgrade to %s passed through, not recorded",
+                     flow.request.method, flow.request.pretty_url, flow.request.headers["upgrade"])
+            return
+        req = self.config.redactor.request(flows.request_of(flow))
+        entry = rt.index.next(match_key(req, rt.rules), self.config.sequence)
+        if entry is not None:
+            await self._delay(entry.duration_ms)
+            if entry.failure_kind is not None:
+                if entry.failure_kind == "reset":
+                    flow.kill()
+                else:
+                    flow.response = flows.failure_response(entry)
+            else:
+                flow.response = flows.replayed_response(entry)
+            log.info("replayed #%d %s %s", entry.id, req.method, req.url)
+            return
+        await self._miss(flow, req)
+
+    async def _delay(self, recorded_ms: float) -> None:
+        latency = self.config.latency
+        if latency == "none":
+            return
+        ms = recorded_ms if latency == "recorded" else latency
+        assert isinstance(ms, float)
+        if ms > 0:
+            await asyncio.sleep(ms / 1000)
+
+    def _closest(self, tape: str, req: Request, rules: MatchRules) -> list[dict[str, Any]]:
+        with self.sessions() as s:
+            return repo.closest(s, tape, req, rules)
+
+    async def _miss(self, flow: http.HTTPFlow, req: Request) -> None:
+        rt = self.rt
+        if rt.on_miss is OnMiss.FORWARD:
+            log.info("miss %s %s: forwarded (spy)", req.method, req.url)
+            return
+        if rt.on_miss is OnMiss.RECORD:
+            log.info("miss %s %s: forwarded and recorded", req.method, req.url)
+            flow.metadata[RECORD] = (rt.tape, time.time_ns())
+            return
+        try:
+            closest = await asyncio.to_thread(self._closest, rt.tape, req, rt.rules)
+        except Exception:
+            log.exception("finding the closest recordings failed")
+            closest = []
+        self.writer.miss(rt.tape, req.method, req.url, closest)
+        log.info("miss %s %s (tape %s)", req.method, req.url, rt.tape)
+        flow.response = flows.miss_response(
+            {
+                "error": "no recording matches",
+                "tape": rt.tape,
+                "request": {"method": req.method, "url": req.url},
+                "closest": closest,
+            }
+        )
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.pop(RECORD, None)
+        if meta is None:
+            return
+        if flow.websocket is not None:
+            log.info("%s: websocket passed through, not recorded", flow.request.pretty_url)
+            return
+        tape, captured_ns = meta
+        self.writer.record(tape, flows.exchange_of(flow, captured_ns))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.pop(RECORD, None)
+        if meta is None or flow.response is not None:
+            return
+        tape, captured_ns = meta
+        self.writer.record(tape, flows.exchange_of(flow, captured_ns))

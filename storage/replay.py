@@ -1,0 +1,55 @@
+"""The in-memory replay index: match key -> recordings in `seq` order, with sequence positions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .exchange import SequencePolicy
+from .repository import ReplayEntry
+
+
+class ReplayIndex:
+    """Answers "what comes next for this key" without touching the database.
+
+    Built off the event loop from `repository.replay_entries`, swapped in whole. Sequence
+    positions live outside the entries so a rebuilt index keeps where each key had got to.
+    """
+
+    __slots__ = ("_by_key", "_positions", "size")
+
+    def __init__(
+        self, entries: Iterable[ReplayEntry] = (), positions: dict[str, int] | None = None
+    ) -> None:
+        by_key: dict[str, list[ReplayEntry]] = {}
+        n = 0
+        for e in entries:
+            by_key.setdefault(e.match_key, []).append(e)
+            n += 1
+        for lst in by_key.values():
+            lst.sort(key=lambda e: (e.seq, e.id))
+        self._by_key = by_key
+        self._positions = positions if positions is not None else {}
+        self.size = n
+
+    def with_entries(self, entries: Iterable[ReplayEntry]) -> ReplayIndex:
+        return ReplayIndex(entries, self._positions)
+
+    def next(self, key: str, policy: SequencePolicy) -> ReplayEntry | None:
+        lst = self._by_key.get(key)
+        if not lst:
+            return None
+        pos = self._positions.get(key, 0)
+        self._positions[key] = pos + 1
+        if pos < len(lst):
+            return lst[pos]
+        if policy is SequencePolicy.REPEAT_LAST:
+            return lst[-1]
+        if policy is SequencePolicy.CYCLE:
+            return lst[pos % len(lst)]
+        return None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._by_key
+
+    def reset(self) -> None:
+        self._positions.clear()
