@@ -1,0 +1,138 @@
+"""Shared fixtures: a throwaway PostgreSQL, fresh migrated databases, upstreams, serve."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.helpers import Serve, Upstream, free_port, port_open, wait_for
+from wiretape.storage import db
+
+PG_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
+               "/usr/lib/postgresql/15/bin"]
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in PG_BIN_DIRS:
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    raise RuntimeError(
+        f"PostgreSQL's {name} is not installed (apt-get install -y postgresql); "
+        "PostgreSQL tests fail rather than skip"
+    )
+
+
+class PostgresServer:
+    """initdb with trust auth into a temp dir, pg_ctl on a free loopback port; run as the
+    `postgres` user when we are root, because PostgreSQL refuses to run as root."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="wiretape-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+            os.chmod(self.dir, 0o700)
+
+    def _run(self, *cmd: str) -> None:
+        full = (["runuser", "-u", "postgres", "--", *cmd] if self.as_root else list(cmd))
+        subprocess.run(full, check=True, capture_output=True, cwd="/")
+
+    def start(self) -> str:
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")
+        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c fsync=off "
+                f"-c synchronous_commit=off -c full_page_writes=off "
+                f"-c unix_socket_directories={self.dir} -c max_connections=300")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+                  str(self.dir / "log"), "-w", "-t", "60", "start")
+        wait_for(lambda: port_open(self.port), 30, "PostgreSQL to listen")
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        try:
+            self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """URL of a PostgreSQL server's maintenance database (started here unless
+    WIRETAPE_TEST_DATABASE_URL is set). Never skips: a test that needs it fails."""
+    given = os.environ.get("WIRETAPE_TEST_DATABASE_URL")
+    if given:
+        yield db.check_url(given)
+        return
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _new_pg_database(admin_url: str) -> str:
+    name = f"wt_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def new_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], str]:
+    """Factory of empty databases (not migrated) on the test's backend."""
+    def make() -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'wiretape-{uuid.uuid4().hex[:6]}.db'}"
+        return _new_pg_database(request.getfixturevalue("pg_admin_url"))
+    return make
+
+
+@pytest.fixture
+def db_url(new_db_url: Callable[[], str]) -> str:
+    """A fresh database on SQLite and on PostgreSQL, built by running the migrations."""
+    url = new_db_url()
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    up = Upstream().start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+    """Start real `wiretape serve` processes; each is stopped (SIGTERM) at the end."""
+    started: list[Serve] = []
+
+    def start(db_url: str, *args: str, **kw: object) -> Serve:
+        kw.setdefault("workdir", tmp_path)
+        s = Serve(db_url, *args, **kw)  # type: ignore[arg-type]
+        started.append(s)
+        return s.ready()
+
+    yield start
+    for s in started:
+        s.stop()

@@ -1,0 +1,200 @@
+"""Tiny test helpers: free ports, a real upstream HTTP server, a real `wiretape serve` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+WIRETAPE = [sys.executable, "-m", "wiretape.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# -- a real upstream ---------------------------------------------------------------------
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | str | dict[str, Any] | list[Any] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[["Seen"], Reply]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Upstream:
+    """A threaded HTTP server on a free loopback port. Routes map "METHOD /path" (path
+    without query) to a handler returning a Reply; every request is kept in `.seen`."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Handler] = {}
+        self.seen: list[Seen] = []
+        self.counter = 0
+        up = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n) if n else b""
+                seen = Seen(self.command, self.path, dict(self.headers.items()), body)
+                up.seen.append(seen)
+                up.counter += 1
+                route = up.routes.get(f"{self.command} {self.path.split('?')[0]}")
+                reply = route(seen) if route else Reply(404, {"error": "no route"})
+                data = reply.body
+                headers = dict(reply.headers)
+                if isinstance(data, dict | list):
+                    data = json.dumps(data).encode()
+                    headers.setdefault("Content-Type", "application/json")
+                elif isinstance(data, str):
+                    data = data.encode()
+                    headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+                self.send_response(reply.status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def route(self, key: str, reply: Reply | Handler) -> None:
+        self.routes[key] = reply if callable(reply) else (lambda _s, r=reply: r)
+
+    def start(self) -> Upstream:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- a real `wiretape serve` --------------------------------------------------------------
+
+class Serve:
+    """`wiretape serve` as a user runs it, in a subprocess, on free ports."""
+
+    def __init__(self, db_url: str, *args: str, workdir: Path | None = None,
+                 env: dict[str, str] | None = None, confdir: Path | None = None) -> None:
+        self.proxy_port = free_port()
+        self.admin_port = free_port()
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="wiretape-test-"))
+        self.confdir = confdir or self.workdir / "conf"
+        self.log_path = self.workdir / f"serve-{self.proxy_port}.log"
+        self.args = [
+            *WIRETAPE, "serve", "--db", db_url,
+            "--listen", f"127.0.0.1:{self.proxy_port}",
+            "--admin", f"127.0.0.1:{self.admin_port}",
+            "--confdir", str(self.confdir), *args,
+        ]
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
+        for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+            full_env.pop(k, None)
+        full_env.update(env or {})
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.args, cwd=self.workdir, env=full_env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.headers: dict[str, str] = {}
+
+    @property
+    def proxy(self) -> str:
+        return f"http://127.0.0.1:{self.proxy_port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ready(self, timeout: float = 30.0) -> Serve:
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wiretape serve exited early:\n{self.log()}")
+            if not port_open(self.proxy_port):
+                return False
+            try:
+                return httpx.get(f"{self.admin}/api/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout, "wiretape serve to answer")
+        return self
+
+    def client(self, **kw: Any) -> httpx.Client:
+        """An httpx client that sends everything through the proxy."""
+        return httpx.Client(proxy=self.proxy, timeout=10, trust_env=False, **kw)
+
+    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return httpx.request(method, f"{self.admin}{path}", headers=headers, timeout=10,
+                             trust_env=False, **kw)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
