@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from wiretape.storage.db import make_engine
+from wiretape.storage.models import Base
 
 config = context.config
 url = (
@@ -16,22 +17,34 @@ url = (
     or "sqlite:///./wiretape.db"
 )
 
-# migrations use op.*/sa.* only; no model metadata is needed to run them
-target_metadata = None
+# only autogenerate (and the model/DDL match test) reads the models; the migration
+# scripts themselves use op.*/sa.* alone
+target_metadata = Base.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, literal_binds=True, render_as_batch=True, compare_type=True)
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
+                      render_as_batch=True, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
+    if isinstance(connection, Engine):  # pytest-alembic hands over an engine
+        with connection.connect() as conn:
+            _run(conn)
+            conn.commit()
+        return
     if connection is not None:
-        context.configure(connection=connection, render_as_batch=True, compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run(connection)
         return
     engine = make_engine(url)
     try:
@@ -41,9 +54,7 @@ def run_migrations_online() -> None:
                 conn.execute(text("SELECT pg_advisory_lock(774411)"))
                 conn.commit()
             try:
-                context.configure(connection=conn, render_as_batch=True, compare_type=True)
-                with context.begin_transaction():
-                    context.run_migrations()
+                _run(conn)
             finally:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_unlock(774411)"))

@@ -1,0 +1,70 @@
+"""Alembic migrations upgrade and downgrade on SQLite and PostgreSQL (pytest-alembic's
+built-in checks, plus the `wiretape db` commands as a user runs them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+from pytest_alembic import tests as builtin
+from pytest_alembic.plugin.fixtures import alembic_runner  # noqa: F401 - fixture
+from sqlalchemy import Engine, inspect
+from wiretape.storage import db
+
+from tests.helpers import WIRETAPE_BIN
+
+
+@pytest.fixture
+def alembic_config() -> dict[str, str]:
+    from importlib import resources
+
+    return {"script_location": str(resources.files("wiretape.migrations"))}
+
+
+@pytest.fixture
+def alembic_engine(new_db_url: Callable[[], str]) -> Iterator[Engine]:
+    engine = db.make_engine(new_db_url())
+    yield engine
+    engine.dispose()
+
+
+def test_single_head_revision(alembic_runner) -> None:  # noqa: F811
+    builtin.test_single_head_revision(alembic_runner)
+
+
+def test_upgrade(alembic_runner) -> None:  # noqa: F811
+    builtin.test_upgrade(alembic_runner)
+
+
+def test_model_definitions_match_ddl(alembic_runner) -> None:  # noqa: F811
+    builtin.test_model_definitions_match_ddl(alembic_runner)
+
+
+def test_up_down_consistency(alembic_runner) -> None:  # noqa: F811
+    builtin.test_up_down_consistency(alembic_runner)
+
+
+def test_db_upgrade_and_downgrade_commands(new_db_url: Callable[[], str], tmp_path) -> None:
+    url = new_db_url()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
+    up = subprocess.run([WIRETAPE_BIN, "db", "upgrade", "--db", url], capture_output=True,
+                        text=True, env=env, cwd=tmp_path, timeout=120)
+    assert up.returncode == 0, up.stderr
+    engine = db.make_engine(url)
+    try:
+        assert {"tapes", "recordings", "runtime_state", "misses"} <= set(
+            inspect(engine).get_table_names())
+        down = subprocess.run([WIRETAPE_BIN, "db", "downgrade", "base", "--db", url],
+                              capture_output=True, text=True, env=env, cwd=tmp_path,
+                              timeout=120)
+        assert down.returncode == 0, down.stderr
+        assert "recordings" not in inspect(engine).get_table_names()
+        assert db.current_revision(url) is None
+        bad = subprocess.run([WIRETAPE_BIN, "db", "downgrade", "nope", "--db", url],
+                             capture_output=True, text=True, env=env, cwd=tmp_path,
+                             timeout=120)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    finally:
+        engine.dispose()
