@@ -715,7 +715,7 @@ def diff_tapes(
     order given, so pass them in `seq` order. Both tapes must be keyed under the same
     matching rules. With `auto_noise`, what differs between recordings of one key (in
     either tape) is noise for that key's whole endpoint, on top of the `noise` given."""
-    given = tuple(sorted(set(noise)))
+    given = tuple(sorted({noise} if isinstance(noise, str) else set(noise)))
     NoiseMatcher.compile(given)  # fail early on a bad pattern
     ga, gb = _group(a), _group(b)
     detected: dict[str, set[str]] = {}

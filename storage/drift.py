@@ -37,6 +37,8 @@ class DriftClass(enum.StrEnum):
         return _RANK[self]
 
 
+DEFAULT_FAIL_ON = DriftClass.BREAKING
+
 _RANK = {DriftClass.BREAKING: 3, DriftClass.ADDITIVE: 2, DriftClass.VALUE: 1,
          DriftClass.LATENCY: 0}
 
