@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -257,7 +257,7 @@ class ReplayEntry:
 
 def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
     R = m.Recording
-    stmt: Select[Any] = (
+    stmt = (
         select(
             R.id, R.match_key, R.seq, R.status, R.reason, R.response_http_version,
             R.response_headers, R.response_body, R.failure_kind, R.failure_message,
