@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from wiretape.storage import db
 
 from tests.helpers import Serve, Upstream, free_port, port_open, wait_for
-from wiretape.storage import db
 
 PG_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
                "/usr/lib/postgresql/15/bin"]
