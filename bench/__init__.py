@@ -1,0 +1,1 @@
+"""wiretape's benchmark harness: origin, workloads, seeding and the one command in `run.py`."""

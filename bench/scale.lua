@@ -1,0 +1,39 @@
+-- wrk script: replay at scale; GETs of random recorded items of a seeded tape.
+-- usage: wrk ... -s bench/scale.lua http://PROXY/ -- ORIGIN_PORT N_RECORDINGS MAX_REQUESTS
+-- bench/seed.py seeds item i as GET /api/items/{i}?fields=all, except every tenth (a POST).
+local reqs = {}
+local idx = 0
+-- bounded in count as well as time (-d): the thread stops after MAX_REQUESTS
+local sent, cap = 0, math.huge
+
+function init(args)
+  local port, n = args[1], tonumber(args[2])
+  cap = tonumber(args[3]) or math.huge
+  local headers = {["Host"] = "127.0.0.1:" .. port, ["Accept"] = "application/json",
+                   ["User-Agent"] = "wiretape-bench/1 (scale)"}
+  math.randomseed(n * 7919)
+  for k = 1, 4096 do
+    local i = math.random(0, n - 1)
+    if i % 10 == 0 then i = (i + 1) % n end
+    reqs[k] = wrk.format("GET", "http://127.0.0.1:" .. port .. "/api/items/" .. i ..
+                         "?fields=all", headers)
+  end
+end
+
+function request()
+  sent = sent + 1
+  if sent > cap then wrk.thread:stop() end
+  idx = idx % #reqs + 1
+  return reqs[idx]
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, latency.mean))
+end
