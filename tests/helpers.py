@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 
-WIRETAPE = [sys.executable, "-m", "wiretape.cli.main"]
+# the console script installed next to the interpreter running the tests, as a user runs it
+WIRETAPE_BIN = str(Path(sys.executable).parent / "wiretape")
+WIRETAPE = [WIRETAPE_BIN]
 
 
 def free_port() -> int:
