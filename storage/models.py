@@ -60,6 +60,11 @@ class Recording(Base):
     __table_args__ = (
         Index("ix_recordings_tape_key", "tape_id", "match_key", "captured_ns"),
         Index("ix_recordings_tape_id_id", "tape_id", "id"),
+        # the admin list's filters (0002): each walks newest-first within a tape
+        Index("ix_recordings_tape_method_id", "tape_id", "method", "id"),
+        Index("ix_recordings_tape_status_id", "tape_id", "status", "id"),
+        Index("ix_recordings_tape_host_id", "tape_id", "host", "id"),
+        Index("ix_recordings_tape_recorded_at", "tape_id", "recorded_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
