@@ -119,9 +119,9 @@ class Wiretape:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def healthcheck(self) -> int:
+    def healthcheck(self, **extra_env: str) -> int:
         """The image's HEALTHCHECK command, as Docker runs it inside the container."""
-        return run_healthcheck(self.container, self.env)
+        return run_healthcheck(self.container, self.env | extra_env)
 
     def wait_healthy(self, timeout: float = 25.0) -> None:
         def healthy() -> bool:
@@ -240,6 +240,11 @@ def test_image_defaults_serve_and_stop_cleanly(tmp_path: Path, started: list[Wir
     wiretape = Wiretape(container, {"WIRETAPE_TOKEN": TOKEN})
     started.append(wiretape)
     wiretape.wait_healthy()
+
+    # a proxy in the container's environment (GitLab passes job variables to services) is
+    # not used by the health check: nothing listens on port 9
+    nowhere = "http://127.0.0.1:9"
+    assert wiretape.healthcheck(HTTP_PROXY=nowhere, http_proxy=nowhere) == 0
 
     health = wiretape.api("GET", "/api/health", token=None)
     assert health.status_code == 200 and health.json()["status"] == "ok"
