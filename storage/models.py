@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.x ORM models: tapes, recordings, the shared runtime state and the misses journal."""
+"""SQLAlchemy 2.x ORM models: tapes, recordings, runtime state, misses journal, drift audits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -48,7 +49,9 @@ class Tape(Base):
     # bumped on every change to the tape's recordings or rules; replay indexes poll it
     revision: Mapped[int] = mapped_column(Integer, default=0)
     matching: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    noise: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # noise patterns (storage/noise.py): {"manual": [...], "detected": {endpoint: [...]}};
+    # a plain list, as written by tapes made before audits existed, is the manual list
+    noise: Mapped[list[Any] | dict[str, Any]] = mapped_column(JSON, default=list)
 
     recordings: Mapped[list[Recording]] = relationship(
         back_populates="tape", cascade="all, delete-orphan", passive_deletes=True
@@ -65,6 +68,8 @@ class Recording(Base):
         Index("ix_recordings_tape_status_id", "tape_id", "status", "id"),
         Index("ix_recordings_tape_host_id", "tape_id", "host", "id"),
         Index("ix_recordings_tape_recorded_at", "tape_id", "recorded_at"),
+        # freshness (0003): the least recently verified recordings of a tape first
+        Index("ix_recordings_tape_verified", "tape_id", "last_verified_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -100,6 +105,12 @@ class Recording(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     # decoded, lower-cased text of both bodies, for the `q` filter
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # freshness (0003): when a drift audit last compared it with the live upstream, and the
+    # verdict: ok, breaking, additive, value, latency or refreshed
+    last_verified_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    last_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     tape: Mapped[Tape] = relationship(back_populates="recordings")
 
@@ -126,3 +137,52 @@ class Miss(Base):
     method: Mapped[str] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(Text)
     closest: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class Audit(Base):
+    """One drift audit of a tape: its options, progress and summary."""
+
+    __tablename__ = "audits"
+    __table_args__ = (Index("ix_audits_tape_id_id", "tape_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tape_id: Mapped[int] = mapped_column(ForeignKey("tapes.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, done, failed
+    trigger: Mapped[str] = mapped_column(String(16), default="cli")  # cli, api, schedule
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    fail_on: Mapped[str] = mapped_column(String(16), default="breaking")
+    strict: Mapped[bool] = mapped_column(Boolean, default=False)
+    # concurrency, timeout, refresh, names (never values) of the extra headers
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditResult(Base):
+    """One recording as an audit found it: the verdict and each classified finding."""
+
+    __tablename__ = "audit_results"
+    __table_args__ = (
+        Index("ix_audit_results_audit_id_id", "audit_id", "id"),
+        Index("ix_audit_results_recording_id_id", "recording_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", ondelete="CASCADE"))
+    # kept when the recording is deleted later: the audit's report stays whole
+    recording_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recordings.id", ondelete="SET NULL"), nullable=True
+    )
+    endpoint: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(16))  # ok or the worst drift class
+    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    ignored: Mapped[int] = mapped_column(Integer, default=0)  # differences left out as noise
+    live_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    live_failure: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    recorded_duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    refreshed: Mapped[bool] = mapped_column(Boolean, default=False)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
