@@ -49,9 +49,10 @@ class Tape(Base):
     # bumped on every change to the tape's recordings or rules; replay indexes poll it
     revision: Mapped[int] = mapped_column(Integer, default=0)
     matching: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # noise patterns (storage/noise.py): {"manual": [...], "detected": {endpoint: [...]}};
-    # a plain list, as written by tapes made before audits existed, is the manual list
-    noise: Mapped[list[Any] | dict[str, Any]] = mapped_column(JSON, default=list)
+    # noise patterns given by hand (storage/noise.py), e.g. "response.body.timestamp"
+    noise: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # noise found by drift audits (0003): {endpoint: [patterns]}; None until the first audit
+    noise_detected: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     recordings: Mapped[list[Recording]] = relationship(
         back_populates="tape", cascade="all, delete-orphan", passive_deletes=True

@@ -1,4 +1,4 @@
-"""drift audits: audits, audit results, and each recording's freshness
+"""drift audits: audits, audit results, each recording's freshness, detected noise
 
 Revision ID: 0003
 Revises: 0002
@@ -68,20 +68,23 @@ def upgrade() -> None:
         "ix_audit_results_recording_id_id", "audit_results", ["recording_id", "id"]
     )
     # nullable columns: no table rewrite, existing recordings are simply "never verified"
-    with op.batch_alter_table("recordings") as batch:
-        batch.add_column(sa.Column("last_verified_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("last_verdict", sa.String(length=16), nullable=True))
+    op.add_column("recordings",
+                  sa.Column("last_verified_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("recordings", sa.Column("last_verdict", sa.String(length=16), nullable=True))
     op.create_index("ix_recordings_tape_verified", "recordings", ["tape_id", "last_verified_at"])
+    op.add_column("tapes", sa.Column("noise_detected", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    # audit_results first: SQLite's batch mode rebuilds `recordings`, which it references
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35), not batch mode: batch rebuilds the
+    # table, and dropping the old `tapes` under foreign_keys=ON would cascade-delete every
+    # recording.
+    op.drop_column("tapes", "noise_detected")
     op.drop_index("ix_audit_results_recording_id_id", table_name="audit_results")
     op.drop_index("ix_audit_results_audit_id_id", table_name="audit_results")
     op.drop_table("audit_results")
     op.drop_index("ix_audits_tape_id_id", table_name="audits")
     op.drop_table("audits")
     op.drop_index("ix_recordings_tape_verified", table_name="recordings")
-    with op.batch_alter_table("recordings") as batch:
-        batch.drop_column("last_verdict")
-        batch.drop_column("last_verified_at")
+    op.drop_column("recordings", "last_verdict")
+    op.drop_column("recordings", "last_verified_at")
