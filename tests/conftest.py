@@ -116,6 +116,15 @@ def db_url(new_db_url: Callable[[], str]) -> str:
 
 
 @pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh migrated SQLite database, for tests of proxy behaviour that does not depend
+    on the backend (the storage-heavy tests use `db_url`, which runs on both)."""
+    url = f"sqlite:///{tmp_path / 'wiretape.db'}"
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture
 def upstream() -> Iterator[Upstream]:
     up = Upstream().start()
     yield up

@@ -99,7 +99,7 @@ def test_miss_answers_502_with_closest_and_is_journaled(db_url, upstream, serve)
     assert misses[0]["closest"][0]["differences"] == ["query param 'page': '3' != '1'"]
 
 
-def test_replay_sends_nothing_upstream_even_on_a_miss(db_url, serve):
+def test_replay_sends_nothing_upstream_even_on_a_miss(sqlite_url, serve):
     # a listening socket that counts connections: replay must never connect to it
     import socket
 
@@ -122,7 +122,7 @@ def test_replay_sends_nothing_upstream_even_on_a_miss(db_url, serve):
     t = threading.Thread(target=accept_loop, args=(stop,), daemon=True)
     t.start()
     try:
-        rep = serve(db_url, "--mode", "replay")
+        rep = serve(sqlite_url, "--mode", "replay")
         with rep.client() as c:
             r = c.get(f"http://127.0.0.1:{port}/never-recorded")
         assert r.status_code == 502 and r.headers["wiretape"] == "miss"
@@ -154,14 +154,13 @@ def test_sequences_replay_in_seq_order_and_reset(db_url, upstream, serve):
                 out.append(r.json()["state"] if r.status_code == 200 else str(r.status_code))
         return out
 
-    assert run() == ["pending", "pending", "confirmed", "confirmed", "confirmed"]
-    assert run("--sequence", "cycle") == ["pending", "pending", "confirmed", "pending", "pending"]
+    # repeat-last (the default) and cycle are also covered by the ReplayIndex unit tests
     assert run("--sequence", "strict") == ["pending", "pending", "confirmed", "502", "502"]
 
     s = serve(db_url, "--mode", "replay", "--tape", "payments")
     with s.client() as c:
-        got = [c.get(f"{upstream.url}/payment/7").json()["state"] for _ in range(3)]
-        assert got == ["pending", "pending", "confirmed"]
+        got = [c.get(f"{upstream.url}/payment/7").json()["state"] for _ in range(5)]
+        assert got == ["pending", "pending", "confirmed", "confirmed", "confirmed"]
         assert s.api("POST", "/api/replay/reset").status_code == 200
         wait_for(lambda: c.get(f"{upstream.url}/payment/7").json()["state"] == "pending",
                  5, "sequence reset")
@@ -169,16 +168,16 @@ def test_sequences_replay_in_seq_order_and_reset(db_url, upstream, serve):
         assert c.get(f"{upstream.url}/payment/7").json()["state"] == "confirmed"
 
 
-def test_gzip_body_replayed_byte_for_byte(db_url, upstream, serve):
+def test_gzip_body_replayed_byte_for_byte(sqlite_url, upstream, serve):
     payload = gzip.compress(b'{"big": "' + b"x" * 5000 + b'"}', mtime=0)
     upstream.route("GET /gz", Reply(200, payload, {"Content-Encoding": "gzip",
                                                     "Content-Type": "application/json"}))
-    rec = serve(db_url)
+    rec = serve(sqlite_url)
     with rec.client() as c:
         live = c.get(f"{upstream.url}/gz", headers={"Accept-Encoding": "gzip"})
     rec.stop()
     upstream.stop()
-    rep = serve(db_url, "--mode", "replay")
+    rep = serve(sqlite_url, "--mode", "replay")
     with rep.client() as c, c.stream("GET", f"{upstream.url}/gz") as r:
         raw = b"".join(r.iter_raw())
         assert r.headers["content-encoding"] == "gzip"
@@ -278,51 +277,51 @@ def test_same_key_from_concurrent_clients_gets_seq_in_capture_order(db_url, upst
     assert [r.captured_ns for r in by_seq] == sorted(r.captured_ns for r in rows)
 
 
-def test_on_miss_forward_spies_and_record_records(db_url, upstream, serve):
+def test_on_miss_forward_spies_and_record_records(sqlite_url, upstream, serve):
     upstream.route("GET /a", Reply(200, "A"))
     upstream.route("GET /b", Reply(200, "B"))
-    rec = serve(db_url)
+    rec = serve(sqlite_url)
     with rec.client() as c:
         c.get(f"{upstream.url}/a")
     rec.stop()
 
-    spy = serve(db_url, "--mode", "replay", "--on-miss", "forward")
+    spy = serve(sqlite_url, "--mode", "replay", "--on-miss", "forward")
     with spy.client() as c:
         assert c.get(f"{upstream.url}/a").headers.get("wiretape-recording")
         r = c.get(f"{upstream.url}/b")
         assert r.text == "B" and "wiretape-recording" not in r.headers
     spy.stop()
-    assert [r.path for r in recordings(db_url)] == ["/a"]
+    assert [r.path for r in recordings(sqlite_url)] == ["/a"]
 
-    learn = serve(db_url, "--mode", "replay", "--on-miss", "record")
+    learn = serve(sqlite_url, "--mode", "replay", "--on-miss", "record")
     with learn.client() as c:
         assert c.get(f"{upstream.url}/b").text == "B"
     learn.stop()
-    assert [r.path for r in recordings(db_url)] == ["/a", "/b"]
+    assert [r.path for r in recordings(sqlite_url)] == ["/a", "/b"]
     upstream.stop()
-    again = serve(db_url, "--mode", "replay")
+    again = serve(sqlite_url, "--mode", "replay")
     with again.client() as c:
         r = c.get(f"{upstream.url}/b")
     assert r.status_code == 200 and r.text == "B" and r.headers["wiretape-recording"]
 
 
-def test_overwrite_empties_the_tape_first(db_url, upstream, serve):
+def test_overwrite_empties_the_tape_first(sqlite_url, upstream, serve):
     upstream.route("GET /x", Reply(200, "x"))
     for args in ((), ("--overwrite",)):
-        s = serve(db_url, *args)
+        s = serve(sqlite_url, *args)
         with s.client() as c:
             c.get(f"{upstream.url}/x")
         s.stop()
-    assert len(recordings(db_url)) == 1
+    assert len(recordings(sqlite_url)) == 1
 
 
-def test_passthrough_stores_nothing(db_url, upstream, serve):
+def test_passthrough_stores_nothing(sqlite_url, upstream, serve):
     upstream.route("GET /p", Reply(200, "p"))
-    s = serve(db_url, "--mode", "passthrough")
+    s = serve(sqlite_url, "--mode", "passthrough")
     with s.client() as c:
         assert c.get(f"{upstream.url}/p").text == "p"
     s.stop()
-    assert recordings(db_url) == []
+    assert recordings(sqlite_url) == []
 
 
 def test_http_proxy_env_with_requests_and_curl(tmp_path, upstream, serve):
@@ -370,18 +369,18 @@ def test_mode_change_at_run_time_is_followed(db_url, upstream, serve):
         assert s.api("GET", "/api/health").json()["mode"] == "replay"
 
 
-def test_upstream_unreachable_in_record_mode_is_recorded_not_lost(db_url, serve):
+def test_upstream_unreachable_in_record_mode_is_recorded_not_lost(sqlite_url, serve):
     from tests.helpers import free_port
 
     port = free_port()  # nothing listens here
-    rec = serve(db_url)
+    rec = serve(sqlite_url)
     with rec.client() as c:
         live = c.get(f"http://127.0.0.1:{port}/down")
     assert live.status_code == 502
     rec.stop()
-    rows = recordings(db_url)
+    rows = recordings(sqlite_url)
     assert len(rows) == 1 and rows[0].failure_kind == "refused" and rows[0].status is None
-    rep = serve(db_url, "--mode", "replay")
+    rep = serve(sqlite_url, "--mode", "replay")
     with rep.client() as c:
         again = c.get(f"http://127.0.0.1:{port}/down")
     assert again.status_code == 502 and again.headers.get("wiretape") != "miss"
@@ -456,23 +455,23 @@ def test_two_processes_on_one_database_keep_seq_in_capture_order(db_url, upstrea
     assert [json.loads(r.response_body)["n"] for r in rows] == list(range(10))
 
 
-def test_many_distinct_requests_replay_from_memory(db_url, upstream, serve):
+def test_many_distinct_requests_replay_from_memory(sqlite_url, upstream, serve):
     upstream.route("GET /many", lambda seen: Reply(200, {"p": seen.path}))
-    rec = serve(db_url, "--tape", "many")
+    rec = serve(sqlite_url, "--tape", "many")
     with rec.client() as c:
         for i in range(60):
             c.get(f"{upstream.url}/many?i={i}")
     rec.stop()
     upstream.stop()
-    rep = serve(db_url, "--mode", "replay", "--tape", "many")
+    rep = serve(sqlite_url, "--mode", "replay", "--tape", "many")
     with rep.client() as c:
         for i in (0, 59, 30):
             assert c.get(f"{upstream.url}/many?i={i}").json() == {"p": f"/many?i={i}"}
     assert "replay index: tape many, 60 recordings" in rep.log()
 
 
-def test_httpx_through_proxy_keeps_connection_alive(db_url, upstream, serve):
+def test_httpx_through_proxy_keeps_connection_alive(sqlite_url, upstream, serve):
     upstream.route("GET /ka", Reply(200, "ka"))
-    rec = serve(db_url)
+    rec = serve(sqlite_url)
     with httpx.Client(proxy=rec.proxy, trust_env=False) as c:
         assert [c.get(f"{upstream.url}/ka").text for _ in range(5)] == ["ka"] * 5
