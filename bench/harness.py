@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -252,3 +253,61 @@ def run_wrk(url: str, script: Path, script_args: list[str], connections: int, du
         non2xx=d["status"],
         capped=d["requests"] >= max_requests,
     )
+
+
+def core_jiffies(cpu: int) -> tuple[int, int] | None:
+    """(busy, total) jiffies of one core since boot, from /proc/stat."""
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:]]
+                idle = v[3] + (v[4] if len(v) > 4 else 0)
+                return sum(v[:8]) - idle, sum(v[:8])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class ForeignLoad:
+    """CPU used on the benchmark's cores by processes that are not the benchmark's own.
+
+    Other work on the machine (a test suite, a build) skews every figure; this measures
+    it per point so a noisy run says so, and lets the harness wait for a quiet moment.
+    """
+
+    def __init__(self, cpus: tuple[int, ...]) -> None:
+        self.cpus = cpus
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self, own_pids: list[int]) -> tuple[float, float, float]:
+        busy = 0
+        for c in self.cpus:
+            j = core_jiffies(c)
+            busy += j[0] if j else 0
+        own = sum(cpu_seconds(p) or 0.0 for p in own_pids)
+        ru_self = resource.getrusage(resource.RUSAGE_SELF)
+        ru_kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own += ru_self.ru_utime + ru_self.ru_stime + ru_kids.ru_utime + ru_kids.ru_stime
+        return time.monotonic(), busy / self.tick, own
+
+    @staticmethod
+    def cores(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+        """Foreign CPU between two snapshots, in cores (0 to the number of cores)."""
+        wall = b[0] - a[0]
+        if wall <= 0:
+            return 0.0
+        return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / wall)
+
+    def wait_quiet(self, own_pids: list[int], below: float = 0.15, window: float = 0.3,
+                   timeout: float = 15.0) -> float:
+        """Wait (bounded) until foreign load stays under `below` cores for one window;
+        returns the last foreign load seen."""
+        deadline = time.monotonic() + timeout
+        seen = 0.0
+        for _ in range(int(timeout / window) + 1):
+            a = self.snapshot(own_pids)
+            time.sleep(window)
+            seen = self.cores(a, self.snapshot(own_pids))
+            if seen < below or time.monotonic() > deadline:
+                break
+        return seen

@@ -34,8 +34,8 @@ from . import adminlist, report, workload
 from .harness import (
     HOST,
     BenchError,
+    ForeignLoad,
     Proc,
-    WrkResult,
     cpu_seconds,
     free_port,
     peak_rss_kb,
@@ -83,6 +83,7 @@ class Config:
     load_cpu: int
     proxy_cpu: int
     max_rps: int  # the request cap per wrk run is max_rps * duration
+    quiet_budget: float  # seconds the whole run may spend waiting for other load to pass
     out: Path
     quick: bool
     keep: bool
@@ -135,6 +136,9 @@ class Bench:
         self.replay_flows = work / "replay.mitm"
         self.skipped: dict[str, str] = {}
         self.notes: list[str] = []
+        self.foreign = ForeignLoad((cfg.load_cpu, cfg.proxy_cpu))
+        self.procs: list[Proc] = []  # this round's servers, whose CPU is the benchmark's own
+        self.quiet_left = cfg.quiet_budget
         self.wiretape_reason = wiretape_available()
         if self.wiretape_reason:
             for t in ("wiretape-record", "wiretape-replay"):
@@ -142,6 +146,19 @@ class Bench:
                     self.skipped[t] = f"not available: {self.wiretape_reason}"
 
     # -- processes -----------------------------------------------------------------------
+    def wait_quiet(self, own: list[int]) -> float:
+        """Wait for other processes' load to pass, within what is left of the budget."""
+        if self.quiet_left <= 0:
+            return -1.0
+        t0 = time.monotonic()
+        seen = self.foreign.wait_quiet(own, timeout=min(15.0, self.quiet_left))
+        self.quiet_left -= time.monotonic() - t0
+        return seen
+
+    def own_pids(self) -> list[int]:
+        procs = [*self.procs, *([self.origin] if self.origin else [])]
+        return [p.pid for p in procs if p.alive()]
+
     def start_origin(self, cpu: int) -> None:
         if self.origin is not None and self.origin.alive():
             self.origin.pin(cpu)
@@ -224,100 +241,143 @@ class Bench:
                 self.notes.append(f"priming stored {n} of {sent} exchanges (stop: {info})")
 
     # -- throughput ----------------------------------------------------------------------
-    def measure_target(self, target: str, rep: int) -> list[dict[str, Any]]:
-        cfg = self.cfg
-        live = target in LIVE
-        if live:
-            self.start_origin(cfg.load_cpu)
-        else:
-            self.stop_origin()  # replay: nothing may reach a live upstream
-        url_host = f"{HOST}:{self.origin_port}"
-        stop_info: dict[str, Any] = {}
-        if target == "origin":
-            assert self.origin is not None
-            self.origin.pin(cfg.proxy_cpu)  # the origin is the server under test here
-            proc, port, startup = self.origin, self.origin_port, None
-            mode = "origin-form"
-        else:
+    def start_round(self, targets: list[str], rep: int) -> dict[str, tuple[Proc, int, float]]:
+        """Start this round's servers one after another (so each start is timed alone),
+        with the origin up; they stay up, idle, until the round ends."""
+        self.start_origin(self.cfg.load_cpu)
+        started: dict[str, tuple[Proc, int, float]] = {}
+        for target in targets:
+            if target == "origin":
+                continue
             proc, port = self.start_target(target, rep)
-            startup = wait_answering(proc, port, f"http://{url_host}/health", 200, 60)
-            mode = "absolute"
-        url = f"http://{HOST}:{port}/"
-        args = [str(self.requests_lua), mode]
-        points = []
+            self.procs.append(proc)
+            try:
+                probe = f"http://{HOST}:{self.origin_port}/health"
+                started[target] = (proc, port, wait_answering(proc, port, probe, 200, 60))
+            except BenchError as e:
+                proc.stop(30)
+                log(f"{target}: {e}")
+                self.skipped.setdefault(target, f"failed: {str(e).splitlines()[0]}")
+        return started
+
+    def stop_round(self, started: dict[str, tuple[Proc, int, float]], rep: int,
+                   raw: list[dict[str, Any]]) -> None:
+        self.procs = []
+        for target, (proc, _, _) in started.items():
+            info = proc.stop(120)
+            if target == "wiretape-record":
+                n = count_recordings(self.work / f"rec-{rep}.db", MIX_TAPE)
+                info["recorded"] = n
+                sent = sum(p["requests"] for p in raw if p["target"] == target
+                           and p["rep"] == rep)
+                if n is None or n < sent:
+                    self.notes.append(f"round {rep + 1}: wiretape record stored {n} "
+                                      f"recordings for {sent} measured requests")
+            for p in raw:
+                if p["target"] == target and p["rep"] == rep:
+                    p["stop"] = info
+
+    def measure_point(self, target: str, proc: Proc, port: int, c: int, rep: int,
+                      startup: float | None, warm: bool) -> dict[str, Any]:
+        cfg = self.cfg
+        if target == "origin":
+            proc.pin(cfg.proxy_cpu)  # the origin is the server under test here
         try:
-            if cfg.warmup > 0:
+            if not proc.alive():
+                raise BenchError(f"{target} died:\n{proc.log_tail()}")
+            url = f"http://{HOST}:{port}/"
+            args = [str(self.requests_lua), "origin-form" if target == "origin" else "absolute"]
+            if warm and cfg.warmup > 0:
                 run_wrk(url, BENCH / "mix.lua", args, 16, cfg.warmup, cfg.load_cpu,
                         cfg.cap(cfg.warmup))
-            for c in cfg.connections:
-                if not proc.alive():
-                    raise BenchError(f"{target} died:\n{proc.log_tail()}")
-                reset_peak_rss(proc.pid)
-                cpu0 = cpu_seconds(proc.pid)
-                r = run_wrk(url, BENCH / "mix.lua", args, c, cfg.duration, cfg.load_cpu,
-                            cfg.cap(cfg.duration))
-                cpu1 = cpu_seconds(proc.pid)
-                peak = peak_rss_kb(proc.pid)
-                points.append(self.point(target, rep, c, r, peak, cpu0, cpu1, startup))
-                log(f"round {rep + 1} {target:16s} c={c:<3d} {r.rps:9.0f} req/s  "
-                    f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  err {r.errors} "
-                    f"non2xx {r.non2xx}  rss {(peak or 0) / 1024:.0f} MB")
+                quiesce(proc.pid)
+            own = self.own_pids()
+            quiet = self.wait_quiet(own)
+            reset_peak_rss(proc.pid)
+            cpu0 = cpu_seconds(proc.pid)
+            f0 = self.foreign.snapshot(own)
+            r = run_wrk(url, BENCH / "mix.lua", args, c, cfg.duration, cfg.load_cpu,
+                        cfg.cap(cfg.duration))
+            foreign = self.foreign.cores(f0, self.foreign.snapshot(own))
+            cpu1 = cpu_seconds(proc.pid)
+            peak = peak_rss_kb(proc.pid)
+            # a recording proxy may still be writing what it captured: let it finish on its
+            # core before the next target is measured there, and say how long it took
+            drain = quiesce(proc.pid)
         finally:
             if target == "origin":
-                if self.origin is not None:
-                    self.origin.pin(cfg.load_cpu)
-            else:
-                stop_info = proc.stop(120)
-        if target == "wiretape-record":
-            n = count_recordings(self.work / f"rec-{rep}.db", MIX_TAPE)
-            for p in points:
-                p["recorded_in_process"] = n
-            stop_info["recorded"] = n
-            sent = sum(p["requests"] for p in points)
-            if n is not None and n < sent:
-                self.notes.append(f"round {rep + 1}: wiretape record stored {n} recordings "
-                                  f"for {sent} measured requests")
-        for p in points:
-            p["stop"] = stop_info
-        return points
-
-    @staticmethod
-    def point(target: str, rep: int, c: int, r: WrkResult, peak_kb: int | None,
-              cpu0: float | None, cpu1: float | None, startup: float | None) -> dict[str, Any]:
+                proc.pin(cfg.load_cpu)
         d = r.as_dict()
         d.update(target=target, rep=rep, connections=c,
-                 rss_mb=round(peak_kb / 1024, 1) if peak_kb else None,
+                 rss_mb=round(peak / 1024, 1) if peak else None,
                  cpu_ms_per_req=round((cpu1 - cpu0) * 1000 / r.requests, 4)
                  if cpu0 is not None and cpu1 is not None and r.requests else None,
-                 startup_s=round(startup, 3) if startup is not None else None)
+                 startup_s=round(startup, 3) if startup is not None else None,
+                 drain_s=round(drain, 2), foreign_cpu=round(foreign, 3),
+                 foreign_cpu_before=round(quiet, 3))
+        log(f"round {rep + 1} {target:16s} c={c:<3d} {r.rps:9.0f} req/s  "
+            f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  err {r.errors} "
+            f"non2xx {r.non2xx}  rss {d['rss_mb']} MB  drain {drain:.1f}s  "
+            f"foreign cpu {foreign:.2f}")
         return d
 
     def throughput(self) -> list[dict[str, Any]]:
-        targets = [t for t in self.cfg.targets if t not in self.skipped]
-        live = [t for t in targets if t in LIVE]
-        replay = [t for t in targets if t not in LIVE]
+        """Rounds of every target at every connection count. Within a round all servers
+        are up; for each connection count the targets are measured back to back (live
+        ones with the origin up, replay ones with it stopped), so slow drift of the
+        machine falls on all of them alike. Fresh servers and stores every round."""
         raw: list[dict[str, Any]] = []
-        for rep in range(self.cfg.reps):  # bounded: reps rounds of every target
-            # interleaved: every target once per round; the live and replay groups swap
-            # places each round so drift over the run falls on both alike
-            order = live + replay if rep % 2 == 0 else replay + live
-            for target in order:
-                try:
-                    raw += self.measure_target(target, rep)
-                except BenchError as e:
-                    log(f"{target}: {e}")
-                    self.skipped.setdefault(target, f"failed: {str(e).splitlines()[0]}")
+        for rep in range(self.cfg.reps):  # bounded: reps rounds
+            targets = [t for t in self.cfg.targets if t not in self.skipped]
+            started = self.start_round(targets, rep)
+            warmed: set[str] = set()
+            try:
+                for ci, c in enumerate(self.cfg.connections):  # bounded: a few counts
+                    live = [t for t in targets if t in LIVE and t not in self.skipped]
+                    replay = [t for t in targets if t not in LIVE and t not in self.skipped]
+                    groups = [live, replay] if (rep + ci) % 2 == 0 else [replay, live]
+                    for group in groups:
+                        if not group:
+                            continue
+                        if group is live:
+                            self.start_origin(self.cfg.load_cpu)
+                        else:
+                            self.stop_origin()  # replay: nothing may reach a live upstream
+                        k = rep % len(group)
+                        for target in group[k:] + group[:k]:
+                            if target in self.skipped:
+                                continue
+                            if target == "origin":
+                                assert self.origin is not None
+                                proc, port, startup = self.origin, self.origin_port, None
+                            elif target in started:
+                                proc, port, startup = started[target]
+                            else:
+                                continue
+                            try:
+                                raw.append(self.measure_point(target, proc, port, c, rep,
+                                                              startup, target not in warmed))
+                                warmed.add(target)
+                            except BenchError as e:
+                                log(f"{target}: {e}")
+                                self.skipped.setdefault(
+                                    target, f"failed: {str(e).splitlines()[0]}")
+            finally:
+                self.stop_round(started, rep, raw)
         self.start_origin(self.cfg.load_cpu)
         return raw
 
     # -- replay at scale -------------------------------------------------------------------
     def seed(self, jobs: list[tuple[str, int]]) -> dict[str, Any]:
-        """Seed stores in parallel subprocesses, one per core (nothing is measured meanwhile)."""
+        """Seed stores in parallel subprocesses, one per core (nothing is measured meanwhile).
+        SQLite through repository.add_exchanges; PostgreSQL with the same rows by COPY."""
         procs = []
         for k, (url, n) in enumerate(jobs):
             cpu = (self.cfg.load_cpu, self.cfg.proxy_cpu)[k % 2]
+            method = "copy" if url.startswith("postgresql") else "api"
             cmd = ["taskset", "-c", str(cpu), sys.executable, "-m", "bench.seed", "--db", url,
-                   "--tape", SCALE_TAPE, "--n", str(n), "--port", str(SEED_PORT)]
+                   "--tape", SCALE_TAPE, "--n", str(n), "--port", str(SEED_PORT),
+                   "--method", method]
             procs.append((url, n, subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 env={**os.environ, "PYTHONPATH": str(REPO)})))
@@ -353,15 +413,18 @@ class Bench:
                     if cfg.warmup > 0:
                         run_wrk(url, BENCH / "scale.lua", args, 16, cfg.warmup, cfg.load_cpu,
                                 cfg.cap(cfg.warmup))
+                    self.wait_quiet([proc.pid])
+                    f0 = self.foreign.snapshot([proc.pid])
                     r = run_wrk(url, BENCH / "scale.lua", args, 16, cfg.duration, cfg.load_cpu,
                                 cfg.cap(cfg.duration))
+                    foreign = self.foreign.cores(f0, self.foreign.snapshot([proc.pid]))
                     peak = peak_rss_kb(proc.pid)
                 finally:
                     proc.stop(60)
                 d = r.as_dict()
                 d.update(recordings=n, rep=rep, connections=16, startup_s=round(startup, 3),
                          rss_after_start_mb=round((rss_start or 0) / 1024, 1),
-                         peak_rss_mb=round((peak or 0) / 1024, 1))
+                         peak_rss_mb=round((peak or 0) / 1024, 1), foreign_cpu=round(foreign, 3))
                 raw.append(d)
                 log(f"scale round {rep + 1} n={n:<7d} {r.rps:8.0f} req/s  p99 {r.p99_ms:.2f} ms"
                     f"  startup {startup:.2f}s  rss {d['peak_rss_mb']} MB  "
@@ -373,7 +436,7 @@ class Bench:
                 "recordings": n, "reps": len(rows),
                 **{k: median([d[k] for d in rows]) for k in (
                     "rps", "p50_ms", "p99_ms", "startup_s", "rss_after_start_mb",
-                    "peak_rss_mb")},
+                    "peak_rss_mb", "foreign_cpu")},
                 "errors": sum(d["errors"] for d in rows),
                 "non2xx": sum(d["non2xx"] for d in rows),
             })
@@ -395,6 +458,20 @@ class Bench:
             proc.stop(60)
         log(f"admin list on {backend}: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
         return {"status": "ok", "backend": backend, "recordings": self.cfg.admin_size, **result}
+
+
+def quiesce(pid: int, idle_share: float = 0.05, timeout: float = 60.0) -> float:
+    """Wait until a process uses under `idle_share` of a core over 100 ms; returns the
+    seconds waited (bounded in count and time)."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    for _ in range(int(timeout / 0.1) + 1):
+        a = cpu_seconds(pid)
+        time.sleep(0.1)
+        b = cpu_seconds(pid)
+        if a is None or b is None or (b - a) / 0.1 < idle_share or time.monotonic() > deadline:
+            break
+    return time.monotonic() - t0
 
 
 def redact(url: str) -> str:
@@ -447,7 +524,9 @@ def aggregate(
             rows.append({
                 "target": t, "connections": c, "reps": len(pts),
                 **{k: median([p[k] for p in pts]) for k in (
-                    "rps", "p50_ms", "p99_ms", "rss_mb", "cpu_ms_per_req", "startup_s")},
+                    "rps", "p50_ms", "p99_ms", "rss_mb", "cpu_ms_per_req", "startup_s",
+                    "drain_s", "foreign_cpu")},
+                "foreign_cpu_max": max(p["foreign_cpu"] for p in pts),
                 "errors": sum(p["errors"] for p in pts),
                 "non2xx": sum(p["non2xx"] for p in pts),
                 "requests": sum(p["requests"] for p in pts),
@@ -496,7 +575,7 @@ def check_targets(res: dict[str, Any], c: int) -> list[dict[str, Any]]:
         "< 3 s", lambda v: v < 3.0, "s", "not measured")
     for backend in ("sqlite", "postgresql"):
         a = res.get("admin_list", {}).get(backend, {})
-        add(f"admin list page p99 at {a.get('recordings', '?')} recordings, {backend}",
+        add(f"admin list page p99 at {big} recordings, {backend}",
             a.get("p99_ms") if a.get("status") == "ok" else None, "< 100 ms",
             lambda v: v < 100, "ms", a.get("reason", a.get("status", "not measured")))
     return out
@@ -508,9 +587,9 @@ def parse_args(argv: list[str] | None) -> Config:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="one short point per part: 1 round, 16 connections, 1 s, small tapes")
-    p.add_argument("--reps", type=int, help="interleaved rounds (default 3)")
+    p.add_argument("--reps", type=int, help="interleaved rounds (default 5)")
     p.add_argument("--connections", help="comma-separated (default 1,16,64)")
-    p.add_argument("--duration", type=float, help="seconds per wrk point (default 5)")
+    p.add_argument("--duration", type=float, help="seconds per wrk point (default 3)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per server start")
     p.add_argument("--targets", help=f"comma-separated subset of {','.join(TARGETS)}")
     p.add_argument("--sections", default="throughput,scale,admin",
@@ -522,6 +601,9 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--out", default="bench/results/bench",
                    help="path prefix of the .json and .md results")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, stores)")
+    p.add_argument("--quiet-budget", type=float, default=120.0,
+                   help="seconds in all to wait, before points, for other processes' CPU "
+                        "load to pass (default 120; 0 with --quick)")
     a = p.parse_args(argv)
     q = a.quick
     sizes = [int(x) for x in (a.scale_sizes or ("100,1000" if q else "100,100000")).split(",")]
@@ -533,20 +615,21 @@ def parse_args(argv: list[str] | None) -> Config:
     if sections - {"throughput", "scale", "admin"}:
         p.error("sections are throughput, scale and admin")
     return Config(
-        reps=a.reps or (1 if q else 3),
+        reps=a.reps or (1 if q else 5),
         connections=[int(x) for x in (a.connections or ("16" if q else "1,16,64")).split(",")],
-        duration=a.duration or (1.0 if q else 5.0),
+        duration=a.duration or (1.0 if q else 3.0),
         warmup=a.warmup if a.warmup is not None else (0.0 if q else 1.0),
         targets=targets,
         scale_sizes=sizes,
-        scale_reps=a.reps or (1 if q else 3),
+        scale_reps=1 if q else 3,
         admin_size=max(sizes),
-        admin_requests=10 if q else 100,
+        admin_requests=10 if q else 60,
         sections=sections,
         postgres=not (a.no_postgres or q),
         load_cpu=a.load_cpu,
         proxy_cpu=a.proxy_cpu,
         max_rps=200_000,
+        quiet_budget=0.0 if q else a.quiet_budget,
         out=Path(a.out),
         quick=q,
         keep=a.keep,
@@ -576,6 +659,7 @@ def meta(cfg: Config, argv: list[str]) -> dict[str, Any]:
         mitm = "unknown"
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "loadavg_at_start": list(os.getloadavg()),
         "command": " ".join([".venv/bin/python -m bench.run", *argv]),
         "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if git(
             "status", "--porcelain", "--untracked-files=no") else ""),
@@ -652,12 +736,24 @@ def run(cfg: Config, argv: list[str]) -> int:
             b.skipped["scale"] = b.skipped["admin_list"] = f"not available: {b.wiretape_reason}"
         try:
             if "scale" in cfg.sections and scale_dbs:
-                res["scale"] = b.scale(scale_dbs)
+                try:
+                    res["scale"] = b.scale(scale_dbs)
+                except BenchError as e:
+                    log(f"scale: {e}")
+                    b.skipped["scale"] = f"failed: {str(e).splitlines()[0]}"
             if "admin" in cfg.sections and scale_dbs:
-                res["admin_list"] = {"sqlite": b.admin("sqlite", scale_dbs[cfg.admin_size])}
-                if pg_url:
-                    res["admin_list"]["postgresql"] = b.admin("postgresql", pg_url)
-                else:
+                res["admin_list"] = {}
+                for backend, url in (("sqlite", scale_dbs[cfg.admin_size]),
+                                     ("postgresql", pg_url)):
+                    if url is None:
+                        continue
+                    try:
+                        res["admin_list"][backend] = b.admin(backend, url)
+                    except BenchError as e:
+                        log(f"admin list on {backend}: {e}")
+                        res["admin_list"][backend] = {
+                            "status": "failed", "reason": str(e).splitlines()[0]}
+                if not pg_url:
                     res["admin_list"]["postgresql"] = {
                         "status": "skipped",
                         "reason": b.skipped.get("admin_list/postgresql",
@@ -676,6 +772,7 @@ def run(cfg: Config, argv: list[str]) -> int:
     res["skipped"] = b.skipped
     res["notes"] = b.notes
     res["meta"]["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    res["meta"]["loadavg_at_end"] = list(os.getloadavg())
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     json_path = cfg.out.with_suffix(".json")
     md_path = cfg.out.with_suffix(".md")

@@ -6,6 +6,11 @@ which is a `POST /api/orders` with a JSON body: the shape `scale.lua` replays an
 list filters on. Writes go in chunks of a few thousand per transaction, as the proxy's
 writer would, via `repository.add_exchanges`, so match keys and `seq` are the real ones.
 
+On PostgreSQL that path writes about a thousand recordings a second (psycopg parses each
+multi-row INSERT on the client; see bench/README.md), which would take most of the run's
+time budget, so `--method copy` (what the harness uses there) builds the very same rows
+with `repository.exchange_row` and `matching.match_key` and streams them with COPY.
+
     python -m bench.seed --db sqlite:///big.db --tape scale --n 100000 --port 9
 """
 
@@ -16,10 +21,12 @@ import gzip
 import json
 import sys
 import time
+from typing import Any
 
 from wiretape.storage import db
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Exchange, Request, Response
+from wiretape.storage.matching import MatchRules, match_key
 
 HOST = "127.0.0.1"
 BASE_NS = 1_700_000_000_000_000_000
@@ -56,7 +63,7 @@ def exchange(i: int, port: int) -> Exchange:
 
 
 def seed(url: str, tape: str, n: int, port: int, chunk: int = 2000,
-         timeout: float = 600.0) -> dict[str, float]:
+         timeout: float = 600.0) -> dict[str, Any]:
     """Migrate the store and write n recordings into `tape`; returns timings."""
     t0 = time.monotonic()
     db.upgrade(url)
@@ -72,7 +79,42 @@ def seed(url: str, tape: str, n: int, port: int, chunk: int = 2000,
                 repo.add_exchanges(s, tape, batch)
     finally:
         engine.dispose()
-    return {"recordings": n, "seconds": round(time.monotonic() - t0, 2)}
+    return {"recordings": n, "seconds": round(time.monotonic() - t0, 2), "method": "api"}
+
+
+def seed_copy(url: str, tape: str, n: int, port: int, timeout: float = 600.0) -> dict[str, Any]:
+    """PostgreSQL only: the rows add_exchanges would write (every key distinct, so seq 0),
+    streamed with COPY into an empty tape."""
+    from psycopg.types.json import Json
+
+    t0 = time.monotonic()
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    sessions = db.make_sessions(engine)
+    deadline = t0 + timeout
+    try:
+        with sessions.begin() as s:
+            t = repo.ensure_tape(s, tape)
+            repo.touch_tape(s, t.id)
+            tape_id, rules = t.id, MatchRules.from_dict(t.matching)
+        cols = list(repo.exchange_row(exchange(1, port), tape_id, "", 0))
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            with cur.copy(f"COPY recordings ({', '.join(cols)}) FROM STDIN") as cp:
+                for i in range(n):  # bounded in count, and in time below
+                    if i % 5000 == 0 and time.monotonic() > deadline:
+                        raise TimeoutError(f"seeding {n} recordings took over {timeout:.0f}s")
+                    ex = exchange(i, port)
+                    row = repo.exchange_row(ex, tape_id, match_key(ex.request, rules), 0)
+                    cp.write_row([Json(v) if isinstance(v, (list, dict)) else v
+                                  for v in (row[c] for c in cols)])
+            raw.commit()
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+    return {"recordings": n, "seconds": round(time.monotonic() - t0, 2), "method": "copy"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--port", type=int, default=9, help="origin port the recordings name")
     p.add_argument("--chunk", type=int, default=2000)
+    p.add_argument("--method", choices=["api", "copy"], default="api",
+                   help="api: repository.add_exchanges; copy: the same rows by COPY "
+                        "(PostgreSQL only)")
     a = p.parse_args(argv)
-    print(json.dumps(seed(a.db, a.tape, a.n, a.port, a.chunk)))
+    if a.method == "copy" and not a.db.startswith("postgresql"):
+        p.error("--method copy needs a postgresql URL")
+    result = (seed_copy(a.db, a.tape, a.n, a.port) if a.method == "copy"
+              else seed(a.db, a.tape, a.n, a.port, a.chunk))
+    print(json.dumps(result))
     return 0
 
 
