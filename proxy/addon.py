@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,8 +13,9 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 from sqlalchemy.orm import Session, sessionmaker
+from wiretape.storage import metrics
 from wiretape.storage import repository as repo
-from wiretape.storage.exchange import Mode, OnMiss, Request, SequencePolicy
+from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Request, SequencePolicy
 from wiretape.storage.matching import MatchRules, match_key
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
@@ -25,6 +27,9 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 RECORD = "wiretape.record"  # flow.metadata key: (tape, captured_ns) for flows to store
+REPLAYED = "wiretape.replayed"  # flow.metadata key: answered from a recording (for /metrics)
+COUNTED = "wiretape.counted"  # flow.metadata key: already counted for /metrics
+TIMED_OUT = "wiretape.timed_out"  # flow.metadata key: we aborted it, the upstream was too slow
 
 
 class InvalidLatency(ValueError):
@@ -46,6 +51,18 @@ def parse_latency(value: str) -> str | float:
     return ms
 
 
+def parse_upstream_timeout(value: str) -> float:
+    try:
+        seconds = float(value.strip().lower().removesuffix("s"))
+    except ValueError as e:
+        raise ValueError(
+            f"upstream timeout {value!r} must be a number of seconds (0: wait forever)"
+        ) from e
+    if not 0 <= seconds <= 86_400:
+        raise ValueError("upstream timeout must be between 0 and 86400 seconds")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
     """The addon's options, parsed once in configure()."""
@@ -54,6 +71,10 @@ class ProxyConfig:
     latency: str | float = "none"
     redactor: Redactor = field(default_factory=Redactor)
     poll_interval: float = 1.0
+    upstream_timeout: float = 60.0  # seconds until the response head; 0 waits forever
+    # mitmproxy's ignore_hosts: it tunnels such HTTPS untouched; plain HTTP to them we
+    # forward without recording or replaying, so both schemes behave alike
+    ignore_hosts: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -91,6 +112,8 @@ class Wiretape:
         self._nudge: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
+        # flow.id -> the timer that aborts a forwarded request whose upstream is too slow
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
         if notifier is not None:
             notifier.subscribe(self._on_change)
 
@@ -112,9 +135,14 @@ class Wiretape:
             "wiretape_poll_interval", str, "1.0",
             "Seconds between checks of the shared store for mode, rule and tape changes.",
         )
+        loader.add_option(
+            "wiretape_upstream_timeout", str, "60",
+            "Seconds a forwarded request may wait for the upstream's response head; "
+            "then it fails as a timeout (recorded, and replayed as one). 0: no limit.",
+        )
 
     def configure(self, updated: set[str]) -> None:
-        if not any(u.startswith("wiretape_") for u in updated):
+        if not any(u.startswith("wiretape_") or u == "ignore_hosts" for u in updated):
             return
         o = ctx.options
         try:
@@ -128,8 +156,10 @@ class Wiretape:
                     o.wiretape_redact_header, o.wiretape_redact_query, o.wiretape_redact_json
                 ),
                 poll_interval=poll,
+                upstream_timeout=parse_upstream_timeout(o.wiretape_upstream_timeout),
+                ignore_hosts=tuple(re.compile(x, re.IGNORECASE) for x in o.ignore_hosts),
             )
-        except ValueError as e:
+        except (ValueError, re.error) as e:
             raise exceptions.OptionsError(str(e)) from e
 
     # -- shared state ------------------------------------------------------------------
@@ -210,29 +240,83 @@ class Wiretape:
     # -- the request path --------------------------------------------------------------
     async def request(self, flow: http.HTTPFlow) -> None:
         rt = self.rt
-        if rt.mode is Mode.PASSTHROUGH or flow.response is not None:
+        if flow.response is not None:
+            return
+        if flow.request.headers.get("upgrade"):
+            # WebSocket and other upgrades become a stream of frames, not an exchange
+            if rt.mode is not Mode.PASSTHROUGH:
+                log.info("%s %s: upgrade to %s passed through, not recorded",
+                         flow.request.method, flow.request.pretty_url,
+                         flow.request.headers["upgrade"])
+            self._arm(flow)
+            return
+        if rt.mode is Mode.PASSTHROUGH or self._ignored(flow):
+            self._arm(flow)
             return
         if rt.mode is Mode.RECORD:
             flow.metadata[RECORD] = (rt.tape, time.time_ns())
+            self._arm(flow)
             return
-        if flow.request.headers.get("upgrade"):
-            log.info("%s %s: upgrade to %s passed through, not recorded",
-                     flow.request.method, flow.request.pretty_url, flow.request.headers["upgrade"])
+        try:
+            req = self.config.redactor.request(flows.request_of(flow))
+            entry = rt.index.next(match_key(req, rt.rules), self.config.sequence)
+        except Exception as e:
+            # an addon error would let mitmproxy forward the flow: replay must never reach
+            # the network, so answer instead
+            log.exception("%s %s: cannot match this request", flow.request.method,
+                          flow.request.pretty_url)
+            flow.response = flows.error_response(f"wiretape could not replay this request: {e}")
             return
-        req = self.config.redactor.request(flows.request_of(flow))
-        entry = rt.index.next(match_key(req, rt.rules), self.config.sequence)
         if entry is not None:
             await self._delay(entry.duration_ms)
             if entry.failure_kind is not None:
-                if entry.failure_kind == "reset":
-                    flow.kill()
-                else:
-                    flow.response = flows.failure_response(entry)
+                flow.response = flows.failure_response(entry, flow.request.is_http2)
             else:
                 flow.response = flows.replayed_response(entry)
+            flow.metadata[REPLAYED] = True
             log.info("replayed #%d %s %s", entry.id, req.method, req.url)
             return
         await self._miss(flow, req)
+
+    def _ignored(self, flow: http.HTTPFlow) -> bool:
+        if not self.config.ignore_hosts:
+            return False
+        target = f"{flow.request.host}:{flow.request.port}"
+        return any(rex.search(target) for rex in self.config.ignore_hosts)
+
+    # -- the upstream timeout ------------------------------------------------------------
+    def _arm(self, flow: http.HTTPFlow) -> None:
+        """Start the clock on a request about to be forwarded.
+
+        mitmproxy has no upstream response timeout (only tcp_timeout, 600 s of client
+        inactivity) and cannot kill a flow in transit (mitmproxy issue #4711), so on expiry
+        we cancel the task of the flow's server connection: mitmproxy then fails the flow
+        as it does for any upstream that went away, and the client gets its usual 502.
+        """
+        seconds = self.config.upstream_timeout
+        if seconds > 0:
+            loop = asyncio.get_running_loop()
+            self._deadlines[flow.id] = loop.call_later(seconds, self._expire, flow)
+
+    def _disarm(self, flow: http.HTTPFlow) -> None:
+        timer = self._deadlines.pop(flow.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, flow: http.HTTPFlow) -> None:
+        self._deadlines.pop(flow.id, None)
+        if flow.response is not None or flow.error is not None or not flow.live:
+            return
+        seconds = self.config.upstream_timeout
+        task = _server_task(flow)
+        if task is None:
+            log.warning("%s %s: no answer within %g s, but its upstream connection was not "
+                        "found to abort", flow.request.method, flow.request.pretty_url, seconds)
+            return
+        flow.metadata[TIMED_OUT] = True
+        log.info("%s %s: no answer from the upstream within %g s; aborted",
+                 flow.request.method, flow.request.pretty_url, seconds)
+        task.cancel(f"upstream did not answer within {seconds:g} s")
 
     async def _delay(self, recorded_ms: float) -> None:
         latency = self.config.latency
@@ -251,10 +335,12 @@ class Wiretape:
         rt = self.rt
         if rt.on_miss is OnMiss.FORWARD:
             log.info("miss %s %s: forwarded (spy)", req.method, req.url)
+            self._arm(flow)
             return
         if rt.on_miss is OnMiss.RECORD:
             log.info("miss %s %s: forwarded and recorded", req.method, req.url)
             flow.metadata[RECORD] = (rt.tape, time.time_ns())
+            self._arm(flow)
             return
         try:
             closest = await asyncio.to_thread(self._closest, rt.tape, req, rt.rules)
@@ -272,19 +358,71 @@ class Wiretape:
             }
         )
 
+    def _count(self, flow: http.HTTPFlow) -> None:
+        """One count and one latency sample per finished request, for /metrics."""
+        if flow.metadata.get(COUNTED):
+            return  # an error after the response (client gone) is the same request
+        flow.metadata[COUNTED] = True
+        mode = self.rt.mode
+        if RECORD in flow.metadata:
+            outcome = "recorded"
+        elif flow.metadata.get(REPLAYED):
+            outcome = "replayed"
+        elif flow.response is not None and flow.response.headers.get("Wiretape") == "miss":
+            outcome = "miss"
+        else:
+            outcome = "forwarded" if mode is Mode.REPLAY else "passthrough"
+        metrics.observe(mode.value, outcome, time.time() - flow.request.timestamp_start)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._disarm(flow)  # the upstream answered in time
+
     def response(self, flow: http.HTTPFlow) -> None:
+        self._count(flow)
+        self._disarm(flow)
         meta = flow.metadata.pop(RECORD, None)
         if meta is None:
             return
-        if flow.websocket is not None:
-            log.info("%s: websocket passed through, not recorded", flow.request.pretty_url)
+        assert flow.response is not None
+        if flow.response.status_code == 101 or flow.websocket is not None:
+            log.info("%s: upgraded connection passed through, not recorded",
+                     flow.request.pretty_url)
             return
         tape, captured_ns = meta
         self.writer.record(tape, flows.exchange_of(flow, captured_ns))
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self._count(flow)
+        self._disarm(flow)
+        # set until the response hook has run: an error after that (the client leaving
+        # once served) is not a second exchange; an error mid-body is this one's failure
         meta = flow.metadata.pop(RECORD, None)
-        if meta is None or flow.response is not None:
+        if meta is None:
+            return
+        timed_out = bool(flow.metadata.pop(TIMED_OUT, False))
+        message = flow.error.msg if flow.error else ""
+        if not timed_out and flows.client_gave_up(message):
+            log.info("%s %s: the client left before the upstream answered (%s); not recorded",
+                     flow.request.method, flow.request.pretty_url, message)
             return
         tape, captured_ns = meta
-        self.writer.record(tape, flows.exchange_of(flow, captured_ns))
+        kind = FailureKind.TIMEOUT if timed_out else None
+        self.writer.record(tape, flows.exchange_of(flow, captured_ns, kind))
+
+
+def _server_task(flow: http.HTTPFlow) -> asyncio.Task[Any] | None:
+    """The asyncio task serving the flow's upstream connection (mitmproxy internals:
+    the proxyserver addon's handler of this client, and its transports)."""
+    server = ctx.master.addons.get("proxyserver")
+    handler = getattr(server, "connections", {}).get(flow.client_conn.id)
+    if handler is None:
+        return None
+    transports = handler.transports
+    io = transports.get(flow.server_conn)
+    if io is None:
+        # still connecting: the flow's server_conn is set once connected, so look for the
+        # connection being opened to the flow's destination
+        address = (flow.request.host, flow.request.port)
+        io = next((io for conn, io in transports.items()
+                   if conn is not flow.client_conn and conn.address == address), None)
+    return io.handler if io is not None else None
