@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -413,3 +413,294 @@ def count_recordings(s: Session, tape_name: str) -> int:
         )
         or 0
     )
+
+
+# -- the admin API: listing, editing and moving recordings and tapes ---------------------
+
+class TapeExists(ValueError):
+    """A tape with that name already exists (the API answers 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFilter:
+    """The filters of the recording list, shared by list, delete-by-filter and `wiretape ls`."""
+
+    tape: str | None = None
+    method: str | None = None
+    host: str | None = None
+    path: str | None = None  # prefix of the path (without the query string)
+    status: int | None = None
+    q: str | None = None  # text in the (decoded) request or response body
+    since: datetime | None = None  # recorded at or after
+    until: datetime | None = None  # recorded before
+
+    def is_empty(self) -> bool:
+        return all(
+            v is None
+            for v in (self.tape, self.method, self.host, self.path, self.status, self.q,
+                      self.since, self.until)
+        )
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware UTC for comparisons: SQLite keeps the wall time, so the zone must agree."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _db_time(s: Session, value: datetime) -> datetime:
+    value = _utc(value)
+    # SQLite stores the UTC wall time without an offset; compare like with like
+    return value.replace(tzinfo=None) if s.get_bind().dialect.name == "sqlite" else value
+
+
+def _conditions(s: Session, f: RecordingFilter) -> tuple[list[Any], m.Tape | None]:
+    R = m.Recording
+    conds: list[Any] = []
+    tape = None
+    if f.tape is not None:
+        tape = require_tape(s, f.tape)
+        conds.append(R.tape_id == tape.id)
+    if f.method:
+        conds.append(R.method == f.method.upper())
+    if f.host:
+        hosts = {f.host, f.host.lower()}
+        conds.append(R.host.in_(sorted(hosts)))
+    if f.path:
+        # exact, case-sensitive prefix (SQLite's LIKE would ignore case)
+        conds.append(func.substr(R.path, 1, len(f.path)) == f.path)
+    if f.status is not None:
+        conds.append(R.status == f.status)
+    if f.q:
+        conds.append(R.search_text.contains(f.q.lower(), autoescape=True))
+    if f.since is not None:
+        conds.append(R.recorded_at >= _db_time(s, f.since))
+    if f.until is not None:
+        conds.append(R.recorded_at < _db_time(s, f.until))
+    return conds, tape
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSummary:
+    """One line of the recording list: no bodies, nothing decoded."""
+
+    id: int
+    tape: str
+    seq: int
+    method: str
+    url: str
+    status: int | None
+    duration_ms: float
+    recorded_at: datetime
+    request_size: int
+    response_size: int
+    content_type: str
+
+
+def list_recordings(
+    s: Session, f: RecordingFilter, limit: int = 50, before_id: int | None = None
+) -> list[RecordingSummary]:
+    """Newest first (id descending), keyset-paged: `before_id` is the last id of the previous
+    page. New recordings get higher ids, so they never shift a page being walked."""
+    R, T = m.Recording, m.Tape
+    conds, tape = _conditions(s, f)
+    if before_id is not None:
+        conds.append(R.id < before_id)
+    cols = (R.id, R.seq, R.method, R.url, R.status, R.duration_ms, R.recorded_at,
+            R.request_size, R.response_size, R.content_type)
+    if tape is not None:
+        stmt = select(*cols, literal(tape.name, String()))
+    else:
+        stmt = select(*cols, T.name).join(T, T.id == R.tape_id)
+    stmt = stmt.where(*conds).order_by(R.id.desc()).limit(limit)
+    return [
+        RecordingSummary(
+            id=row[0], tape=row[10], seq=row[1], method=row[2], url=row[3], status=row[4],
+            duration_ms=row[5] or 0.0, recorded_at=_utc(row[6]), request_size=row[7] or 0,
+            response_size=row[8] or 0, content_type=row[9] or "",
+        )
+        for row in s.execute(stmt)
+    ]
+
+
+def _renumber(s: Session, tape_id: int, keys: Iterable[str]) -> None:
+    """Give the recordings of these keys `seq` 0, 1, 2… again in capture order."""
+    R = m.Recording
+    keys = sorted(set(keys))
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        counters: dict[str, int] = {}
+        for rid, key, seq in s.execute(
+            select(R.id, R.match_key, R.seq)
+            .where(R.tape_id == tape_id, R.match_key.in_(chunk))
+            .order_by(R.match_key, R.captured_ns, R.id)
+        ).all():
+            want = counters.get(key, 0)
+            counters[key] = want + 1
+            if seq != want:
+                s.execute(update(R).where(R.id == rid).values(seq=want))
+
+
+def delete_recording(s: Session, rid: int) -> None:
+    row = get_recording(s, rid)
+    tape_id, key = row.tape_id, row.match_key
+    touch_tape(s, tape_id)
+    s.execute(delete(m.Recording).where(m.Recording.id == rid))
+    _renumber(s, tape_id, [key])
+
+
+def delete_recordings(s: Session, f: RecordingFilter) -> int:
+    """Delete every recording the filter selects; returns how many."""
+    R = m.Recording
+    conds, _tape = _conditions(s, f)
+    affected: dict[int, set[str]] = {}
+    for tape_id, key in s.execute(select(R.tape_id, R.match_key).where(*conds).distinct()):
+        affected.setdefault(tape_id, set()).add(key)
+    if not affected:
+        return 0
+    for tape_id in sorted(affected):
+        touch_tape(s, tape_id)
+    result = s.execute(delete(R).where(*conds))
+    for tape_id, keys in affected.items():
+        _renumber(s, tape_id, keys)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def update_recording(
+    s: Session, rid: int, exchange: Exchange, note: str | None = None
+) -> m.Recording:
+    """Store an edited response (the request, and so the match key, stays as recorded)."""
+    row = get_recording(s, rid)
+    touch_tape(s, row.tape_id)
+    values = exchange_row(exchange, row.tape_id, row.match_key, row.seq)
+    for name in ("status", "reason", "response_http_version", "response_headers",
+                 "response_body", "failure_kind", "failure_message", "content_type",
+                 "response_size", "search_text"):
+        setattr(row, name, values[name])
+    if note is not None:
+        row.note = note
+    s.flush()
+    return row
+
+
+# -- tapes -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TapeSummary:
+    name: str
+    recordings: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _summary(tape: m.Tape, count: int) -> TapeSummary:
+    return TapeSummary(tape.name, count, _utc(tape.created_at), _utc(tape.updated_at))
+
+
+def list_tapes(s: Session) -> list[TapeSummary]:
+    counts = select(m.Recording.tape_id, func.count(m.Recording.id).label("n")).group_by(
+        m.Recording.tape_id
+    ).subquery()
+    stmt = (
+        select(m.Tape, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.tape_id == m.Tape.id)
+        .order_by(m.Tape.name)
+    )
+    return [_summary(tape, int(n)) for tape, n in s.execute(stmt)]
+
+
+def tape_summary(s: Session, name: str) -> TapeSummary:
+    tape = require_tape(s, name)
+    n = s.scalar(select(func.count(m.Recording.id)).where(m.Recording.tape_id == tape.id))
+    return _summary(tape, int(n or 0))
+
+
+def create_tape(s: Session, name: str, matching: dict[str, Any] | None = None) -> m.Tape:
+    if get_tape(s, name) is not None:
+        raise TapeExists(f"tape {name!r} already exists")
+    rules = MatchRules.from_dict(matching)  # InvalidRule for a bad rule
+    return ensure_tape(s, name, rules.to_dict() if matching else {})
+
+
+def delete_tape(s: Session, name: str) -> int:
+    """Delete a tape and its recordings; returns how many recordings went with it."""
+    tape = require_tape(s, name)
+    n = empty_tape(s, name)
+    s.execute(delete(m.Tape).where(m.Tape.id == tape.id))
+    s.expunge(tape)
+    return n
+
+
+_COPIED = [c for c in m.Recording.__table__.columns.keys() if c not in ("id", "tape_id")]
+
+
+def copy_tape(s: Session, name: str, to: str) -> m.Tape:
+    """A new tape `to` with the recordings, matching rules and noise of `name`."""
+    src = require_tape(s, name)
+    if get_tape(s, to) is not None:
+        raise TapeExists(f"tape {to!r} already exists")
+    dst = ensure_tape(s, to, dict(src.matching or {}))
+    dst.noise = list(src.noise or [])
+    touch_tape(s, dst.id)
+    R = m.Recording.__table__
+    cols = [R.c[c] for c in _COPIED]
+    s.execute(
+        R.insert().from_select(
+            ["tape_id", *_COPIED],
+            select(literal(dst.id), *cols).where(R.c.tape_id == src.id).order_by(R.c.id),
+        )
+    )
+    s.flush()
+    s.refresh(dst)
+    return dst
+
+
+def set_matching(s: Session, name: str, rules: MatchRules) -> int:
+    """Store a tape's matching rules and re-key its recordings; returns how many changed."""
+    tape = require_tape(s, name)
+    tape.matching = rules.to_dict()
+    s.flush()
+    return recompute_keys(s, name)
+
+
+def import_exchanges(
+    s: Session,
+    tape_name: str,
+    exchanges: Sequence[Exchange],
+    replace: bool = False,
+    matching: dict[str, Any] | None = None,
+) -> list[int]:
+    """Add exchanges to a tape in the caller's transaction (all or nothing). With `replace`
+    the tape is emptied first; `matching` rules are applied to a new or replaced tape."""
+    existed = get_tape(s, tape_name) is not None
+    tape = ensure_tape(s, tape_name)
+    touch_tape(s, tape.id)
+    if replace:
+        empty_tape(s, tape_name)
+    if matching is not None and (replace or not existed):
+        rules = MatchRules.from_dict(matching)
+        if rules.to_dict() != MatchRules.from_dict(tape.matching).to_dict():
+            tape.matching = rules.to_dict()
+            s.flush()
+            recompute_keys(s, tape_name)
+    return [rid for rid, _key, _seq in add_exchanges(s, tape_name, exchanges)]
+
+
+def tape_recordings(s: Session, name: str, batch: int = 500) -> Iterable[m.Recording]:
+    """Every recording of a tape in capture order, loaded a batch at a time."""
+    tape = require_tape(s, name)
+    R = m.Recording
+    last: tuple[int, int] | None = None
+    while True:
+        stmt = select(R).where(R.tape_id == tape.id)
+        if last is not None:
+            stmt = stmt.where(
+                (R.captured_ns > last[0]) | ((R.captured_ns == last[0]) & (R.id > last[1]))
+            )
+        rows = s.scalars(stmt.order_by(R.captured_ns, R.id).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = (rows[-1].captured_ns, rows[-1].id)
+        for r in rows:
+            s.expunge(r)
+

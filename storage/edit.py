@@ -1,0 +1,87 @@
+"""Hand edits of a recorded response: status, headers and body kept consistent with each other."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from http import HTTPStatus
+
+from .codec import DecodeError, decode_content, encode_content
+from .exchange import Headers, Response, header_value
+from .redact import fix_content_length
+
+
+class InvalidEdit(ValueError):
+    """An edit that cannot be stored consistently (e.g. an unsupported Content-Encoding)."""
+
+
+def reason_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _same_encoding(a: str | None, b: str | None) -> bool:
+    def norm(v: str | None) -> list[str]:
+        return [e.strip().lower() for e in (v or "").split(",")
+                if e.strip() and e.strip().lower() not in ("identity", "none")]
+
+    return norm(a) == norm(b)
+
+
+def encode_body(headers: Headers, content: bytes) -> bytes:
+    """`content` (decoded) encoded with the headers' Content-Encoding, as replay sends it."""
+    if not content:
+        return b""
+    try:
+        return encode_content(content, header_value(headers, "content-encoding"))
+    except DecodeError as e:
+        raise InvalidEdit(
+            f"{e}: use gzip, br, deflate or identity, or remove the Content-Encoding header"
+        ) from e
+
+
+def with_content_length(headers: Headers, length: int) -> Headers:
+    """Content-Length in step with the body: fixed where present, added when missing (unless
+    the message is chunked), so a replayed response is always delimited."""
+    if header_value(headers, "content-length") is not None:
+        return fix_content_length(headers, length)
+    if header_value(headers, "transfer-encoding") is not None:
+        return headers
+    return (*headers, ("Content-Length", str(length)))
+
+
+def edit_response(
+    resp: Response,
+    *,
+    status: int | None = None,
+    headers: Headers | None = None,
+    body: bytes | None = None,
+) -> Response:
+    """A response with the given parts replaced.
+
+    `body` is the new content as people see it (decoded); it is stored encoded with the
+    Content-Encoding of the (new) headers. When only the headers change the encoding (say the
+    user removed `Content-Encoding: gzip`), the stored body is re-encoded to match. The
+    Content-Length header follows the stored body.
+    """
+    new_headers = tuple(headers) if headers is not None else resp.headers
+    old_enc = header_value(resp.headers, "content-encoding")
+    new_enc = header_value(new_headers, "content-encoding")
+    if body is not None:
+        raw = encode_body(new_headers, body)
+    elif _same_encoding(old_enc, new_enc):
+        raw = resp.body
+    else:
+        try:
+            decoded = decode_content(resp.body, old_enc)
+        except DecodeError as e:
+            raise InvalidEdit(
+                f"the stored body is not valid {old_enc}; send the body too to replace it"
+            ) from e
+        raw = encode_body(new_headers, decoded)
+    if raw != resp.body or headers is not None:
+        new_headers = fix_content_length(new_headers, len(raw))
+    new_status = resp.status if status is None else status
+    reason = resp.reason if new_status == resp.status else reason_for(new_status)
+    return replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason)
