@@ -69,6 +69,8 @@ def cli() -> None:
 @opt("redact-query", multiple=True, help="more query parameters to redact (repeatable)")
 @opt("redact-json", multiple=True, help="more JSON fields to redact (repeatable)")
 @opt("replay-latency", default="none", help="replay delay: none, recorded or milliseconds")
+@opt("upstream-timeout", default="60",
+     help="seconds to wait for an upstream's response head before failing (0: no limit)")
 @opt("ignore-query", multiple=True, help="matching: query parameters to ignore (repeatable)")
 @opt("ignore-body-path", multiple=True, help="matching: JSON paths to ignore, e.g. $.timestamp")
 @opt("match-header", multiple=True, help="matching: headers that take part in the key")
@@ -96,15 +98,17 @@ def serve(**kw: Any) -> None:
             redact_query=split_names(kw["redact_query"]),
             redact_json=split_names(kw["redact_json"]),
             replay_latency=kw["replay_latency"],
+            upstream_timeout=kw["upstream_timeout"],
             ignore_query=split_names(kw["ignore_query"]),
             ignore_body_paths=tuple(kw["ignore_body_path"]),
             match_headers=split_names(kw["match_header"]),
             match_ignore_host=kw["match_ignore_host"],
             log_level=kw["log_level"],
         )
-        from wiretape.proxy.addon import parse_latency
+        from wiretape.proxy.addon import parse_latency, parse_upstream_timeout
 
         parse_latency(settings.replay_latency)
+        parse_upstream_timeout(settings.upstream_timeout)
     except ValueError as e:
         raise UserError(str(e)) from e
     setup_logging(settings.log_level)

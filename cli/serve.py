@@ -13,6 +13,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 from wiretape.api.app import ApiSettings, create_app
 from wiretape.proxy.addon import Wiretape
+from wiretape.proxy.certs import ensure_ca
 from wiretape.proxy.writer import Writer
 from wiretape.storage import db
 from wiretape.storage import repository as repo
@@ -90,6 +91,9 @@ async def _serve(settings: ServeSettings) -> int:
     )
     writer = Writer(sessions, redactor, notifier)
     addon = Wiretape(sessions, writer, notifier)
+    # the CA before mitmproxy loads it: made here on first start (named for wiretape),
+    # and its key files made owner-only even if an older confdir had them readable
+    ensure_ca(settings.confdir_path)
     master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
     master.addons.add(addon)
     try:
@@ -97,6 +101,7 @@ async def _serve(settings: ServeSettings) -> int:
             **mitm_options(settings),
             wiretape_sequence=settings.sequence.value,
             wiretape_replay_latency=settings.replay_latency,
+            wiretape_upstream_timeout=settings.upstream_timeout,
             wiretape_redact_header=list(settings.redact_headers),
             wiretape_redact_query=list(settings.redact_query),
             wiretape_redact_json=list(settings.redact_json),

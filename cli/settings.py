@@ -98,6 +98,7 @@ class ServeSettings:
     redact_query: tuple[str, ...]
     redact_json: tuple[str, ...]
     replay_latency: str
+    upstream_timeout: str
     ignore_query: tuple[str, ...]
     ignore_body_paths: tuple[str, ...]
     match_headers: tuple[str, ...]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-from mitmproxy import http
+from mitmproxy import http, version
+
+# The error page mitmproxy itself sends when an upstream fails (private module, but the page
+# must be byte-identical to the live one; tests/proxy/test_failures.py compares them).
+from mitmproxy.proxy.layers.http._base import format_error
 from wiretape.storage.exchange import Exchange, Failure, FailureKind, Request, Response
 from wiretape.storage.repository import ReplayEntry
 
@@ -44,6 +48,13 @@ def response_of(resp: http.Response) -> Response:
 
 
 def failure_kind(message: str) -> FailureKind:
+    """Classify mitmproxy's message for an upstream failure (flow.error.msg).
+
+    Refused: "[Errno 111] Connect call failed ('127.0.0.1', 9)". Reset or closed early:
+    "server closed connection", "HTTP/1 protocol error: peer closed connection without
+    sending complete message body ...". Timeouts are ours (the addon marks them), except
+    an OS-level connect timeout ("[Errno 110] Connection timed out").
+    """
     msg = message.lower()
     if "refused" in msg or "connect call failed" in msg:
         return FailureKind.REFUSED
@@ -54,15 +65,25 @@ def failure_kind(message: str) -> FailureKind:
     return FailureKind.ERROR
 
 
-def exchange_of(flow: http.HTTPFlow, captured_ns: int) -> Exchange:
-    """A finished flow (response or error) as an exchange."""
+def client_gave_up(message: str) -> bool:
+    """True when flow.error is the client's doing ("Client disconnected.", "stream reset by
+    client (CANCEL)"): the upstream never answered, so there is nothing true to record."""
+    return "client" in message.lower()
+
+
+def exchange_of(
+    flow: http.HTTPFlow, captured_ns: int, kind: FailureKind | None = None
+) -> Exchange:
+    """A finished flow as an exchange: its response, or (when flow.error is set, even after
+    the response head arrived) the failure the client saw. `kind` overrides the failure
+    kind read from the message (the addon's own upstream timeout)."""
     req = request_of(flow)
     start = flow.request.timestamp_start
     if flow.response is not None and flow.error is None:
         end = flow.response.timestamp_end or time.time()
         return Exchange(req, response_of(flow.response), None, captured_ns, (end - start) * 1000)
     message = flow.error.msg if flow.error else "no response"
-    failure = Failure(failure_kind(message), message)
+    failure = Failure(kind or failure_kind(message), message)
     end = flow.error.timestamp if flow.error else time.time()
     return Exchange(req, None, failure, captured_ns, max(0.0, (end - start) * 1000))
 
@@ -84,23 +105,36 @@ def replayed_response(entry: ReplayEntry) -> http.Response:
     )
 
 
-def failure_response(entry: ReplayEntry) -> http.Response:
-    """What the client saw live when the upstream failed: mitmproxy's 502."""
-    body = json.dumps(
-        {
-            "error": f"upstream failure replayed: {entry.failure_kind}",
-            "detail": entry.failure_message,
-        }
-    ).encode()
-    return http.Response.make(
-        502,
+UPSTREAM_FAILURE_STATUS = 502  # mitmproxy answers every upstream failure with 502
+
+
+def failure_response(entry: ReplayEntry, http2: bool) -> http.Response:
+    """What the client saw live when the upstream failed (refused, reset, timeout, TLS
+    error...): mitmproxy's own 502 error page carrying the recorded message, with the
+    headers mitmproxy sends on that protocol, plus the Wiretape-Recording header.
+
+    Live, mitmproxy sends this page (`_http1.make_error_response`, `_http2` stream error)
+    and over HTTP/1 closes the connection; `Connection: close` makes the replay do the same.
+    """
+    status = UPSTREAM_FAILURE_STATUS
+    body = format_error(status, entry.failure_message)
+    recording = (b"Wiretape-Recording", str(entry.id).encode())
+    now = time.time()
+    if http2:
+        return http.Response(
+            b"HTTP/2.0", status, b"",
+            http.Headers([(b"server", version.MITMPROXY.encode()),
+                          (b"content-type", b"text/html"),
+                          (recording[0].lower(), recording[1])]),
+            body, None, now, now,
+        )
+    resp = http.Response.make(
+        status,
         body,
-        {
-            "Content-Type": "application/json",
-            "Wiretape-Recording": str(entry.id),
-            "Wiretape-Failure": entry.failure_kind or "error",
-        },
+        http.Headers(Server=version.MITMPROXY, Connection="close", Content_Type="text/html"),
     )
+    resp.headers.fields = (*resp.headers.fields, recording)
+    return resp
 
 
 def miss_response(payload: dict[str, object]) -> http.Response:
@@ -108,4 +142,13 @@ def miss_response(payload: dict[str, object]) -> http.Response:
         502,
         json.dumps(payload, ensure_ascii=False).encode("utf-8"),
         {"Content-Type": "application/json", "Wiretape": "miss"},
+    )
+
+
+def error_response(message: str) -> http.Response:
+    """wiretape itself failed to answer a replay request (never forwarded instead)."""
+    return http.Response.make(
+        502,
+        json.dumps({"error": message}, ensure_ascii=False).encode("utf-8"),
+        {"Content-Type": "application/json", "Wiretape": "error"},
     )
