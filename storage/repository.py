@@ -704,3 +704,227 @@ def tape_recordings(s: Session, name: str, batch: int = 500) -> Iterable[m.Recor
         for r in rows:
             s.expunge(r)
 
+
+
+# -- drift audits, noise and freshness -----------------------------------------------------
+
+class AuditNotFound(LookupError):
+    """No audit has that id."""
+
+
+def audit_recordings(s: Session, tape_name: str) -> list[m.Recording]:
+    """Every recording of a tape in capture order (the order an audit re-sends them in)."""
+    tape = require_tape(s, tape_name)
+    R = m.Recording
+    return list(s.scalars(select(R).where(R.tape_id == tape.id).order_by(R.captured_ns, R.id)))
+
+
+def tape_items(s: Session, tape_name: str) -> list[tuple[str, int, Exchange]]:
+    """(match key, id, exchange) of every recording of a tape, each key's in `seq` order:
+    what `diff.diff_tapes` pairs."""
+    tape = require_tape(s, tape_name)
+    R = m.Recording
+    rows = s.scalars(
+        select(R).where(R.tape_id == tape.id).order_by(R.match_key, R.seq, R.captured_ns, R.id)
+    )
+    return [(r.match_key, r.id, row_exchange(r)) for r in rows]
+
+
+def endpoint_recordings(s: Session, r: m.Recording) -> list[m.Recording]:
+    """The recordings of `r`'s tape with the same method, host, port and path (its endpoint),
+    each key's in `seq` order."""
+    R = m.Recording
+    return list(
+        s.scalars(
+            select(R)
+            .where(R.tape_id == r.tape_id, R.method == r.method, R.host == r.host,
+                   R.port == r.port, R.path == r.path)
+            .order_by(R.match_key, R.seq, R.captured_ns, R.id)
+        )
+    )
+
+
+def tape_noise(s: Session, tape_name: str) -> tuple[list[str], dict[str, list[str]]]:
+    """(patterns given by hand, {endpoint: patterns detected by audits}) of a tape."""
+    tape = require_tape(s, tape_name)
+    manual = [str(p) for p in (tape.noise or []) if isinstance(p, str)]
+    detected = {str(ep): [str(p) for p in ps] for ep, ps in (tape.noise_detected or {}).items()}
+    return manual, detected
+
+
+def set_tape_noise(
+    s: Session,
+    tape_name: str,
+    manual: Sequence[str] | None = None,
+    detected: dict[str, Sequence[str]] | None = None,
+) -> m.Tape:
+    """Replace a tape's hand-written noise patterns and/or its detected ones."""
+    tape = require_tape(s, tape_name)
+    if manual is not None:
+        tape.noise = sorted(set(manual))
+    if detected is not None:
+        tape.noise_detected = {ep: sorted(set(ps)) for ep, ps in sorted(detected.items()) if ps}
+    s.flush()
+    return tape
+
+
+def add_detected_noise(s: Session, tape_id: int, found: dict[str, Iterable[str]]) -> None:
+    """Merge noise patterns found by an audit into the tape's detected noise."""
+    if not any(found.values()):
+        return
+    tape = s.get(m.Tape, tape_id, with_for_update=s.get_bind().dialect.name == "postgresql")
+    if tape is None:
+        return
+    merged = {ep: set(ps) for ep, ps in (tape.noise_detected or {}).items()}
+    for ep, ps in found.items():
+        merged.setdefault(ep, set()).update(ps)
+    # a new object: SQLAlchemy does not see changes made inside a JSON value
+    tape.noise_detected = {ep: sorted(ps) for ep, ps in sorted(merged.items()) if ps}
+    s.flush()
+
+
+def create_audit(
+    s: Session,
+    tape_name: str,
+    *,
+    trigger: str,
+    fail_on: str,
+    strict: bool,
+    options: dict[str, Any],
+) -> m.Audit:
+    tape = require_tape(s, tape_name)
+    audit = m.Audit(tape_id=tape.id, status="running", trigger=trigger, started_at=utcnow(),
+                    fail_on=fail_on, strict=strict, options=options, summary={}, error="")
+    s.add(audit)
+    s.flush()
+    return audit
+
+
+def add_audit_results(s: Session, audit_id: int, results: Sequence[dict[str, Any]]) -> None:
+    """Store an audit's results and each audited recording's freshness (last verified,
+    last verdict). Results name their recording in `recording_id`."""
+    if not results:
+        return
+    s.execute(m.AuditResult.__table__.insert(),  # type: ignore[attr-defined]
+              [{**r, "audit_id": audit_id} for r in results])
+    live = {r["recording_id"] for r in results if r.get("recording_id") is not None}
+    # recordings deleted while the audit ran are skipped, not updated into an error
+    existing = set(s.scalars(select(m.Recording.id).where(m.Recording.id.in_(live)))) if live \
+        else set()
+    fresh = [
+        {"id": r["recording_id"], "last_verified_at": r["checked_at"],
+         "last_verdict": "refreshed" if r.get("refreshed") else r["verdict"]}
+        for r in results if r.get("recording_id") in existing
+    ]
+    if fresh:
+        s.execute(update(m.Recording), fresh)
+
+
+def finish_audit(
+    s: Session, audit_id: int, status: str, summary: dict[str, Any], error: str = ""
+) -> None:
+    s.execute(
+        update(m.Audit)
+        .where(m.Audit.id == audit_id)
+        .values(status=status, summary=summary, error=error[:2000], finished_at=utcnow())
+    )
+
+
+def get_audit(s: Session, audit_id: int) -> tuple[m.Audit, str]:
+    """The audit and the name of its tape."""
+    row = s.execute(
+        select(m.Audit, m.Tape.name).join(m.Tape, m.Tape.id == m.Audit.tape_id)
+        .where(m.Audit.id == audit_id)
+    ).one_or_none()
+    if row is None:
+        raise AuditNotFound(f"audit {audit_id} not found")
+    return row[0], row[1]
+
+
+def audit_results(s: Session, audit_id: int) -> list[m.AuditResult]:
+    return list(s.scalars(select(m.AuditResult).where(m.AuditResult.audit_id == audit_id)
+                          .order_by(m.AuditResult.id)))
+
+
+def list_audits(s: Session, tape_name: str, limit: int = 50) -> list[m.Audit]:
+    """A tape's audits, newest first."""
+    tape = require_tape(s, tape_name)
+    return list(s.scalars(select(m.Audit).where(m.Audit.tape_id == tape.id)
+                          .order_by(m.Audit.id.desc()).limit(limit)))
+
+
+def last_audit_started(s: Session, tape_name: str) -> datetime | None:
+    """When the tape's newest audit started (None if never audited)."""
+    return s.scalar(
+        select(func.max(m.Audit.started_at)).join(m.Tape, m.Tape.id == m.Audit.tape_id)
+        .where(m.Tape.name == tape_name)
+    )
+
+
+def refresh_recording(s: Session, r: m.Recording, ex: Exchange) -> None:
+    """Re-record a recording in place: the live response (already redacted) replaces the
+    recorded one; the request, id, key, seq and capture time stay, so history and replay
+    order hold. Bumps the tape's revision so replay indexes reload."""
+    touch_tape(s, r.tape_id)
+    row = exchange_row(ex.with_(request=row_request(r)), r.tape_id, r.match_key, r.seq)
+    values = {k: row[k] for k in (
+        "duration_ms", "status", "reason", "response_http_version", "response_headers",
+        "response_body", "failure_kind", "failure_message", "content_type", "response_size",
+        "search_text")}
+    s.execute(update(m.Recording).where(m.Recording.id == r.id)
+              .values(**values, recorded_at=utcnow()))
+
+
+def recording_history(s: Session, rid: int, limit: int = 50) -> list[tuple[m.AuditResult, str]]:
+    """What each audit found for one recording, newest first, with the audit's status."""
+    get_recording(s, rid)
+    return [
+        (res, status)
+        for res, status in s.execute(
+            select(m.AuditResult, m.Audit.status)
+            .join(m.Audit, m.Audit.id == m.AuditResult.audit_id)
+            .where(m.AuditResult.recording_id == rid)
+            .order_by(m.AuditResult.id.desc()).limit(limit)
+        ).tuples()
+    ]
+
+
+def tape_freshness(s: Session, tape_name: str) -> list[dict[str, Any]]:
+    """Per recording of a tape: when an audit last verified it, its last verdict, and when
+    it last matched the live upstream (verdict ok). Least recently verified first."""
+    tape = require_tape(s, tape_name)
+    R, A = m.Recording, m.AuditResult
+    matched = dict(
+        s.execute(
+            select(A.recording_id, func.max(A.checked_at))
+            .join(R, R.id == A.recording_id)
+            .where(R.tape_id == tape.id, A.verdict == "ok")
+            .group_by(A.recording_id)
+        ).tuples()
+    )
+    rows = s.execute(
+        select(R.id, R.method, R.url, R.status, R.last_verified_at, R.last_verdict)
+        .where(R.tape_id == tape.id)
+        .order_by(R.last_verified_at.is_not(None), R.last_verified_at, R.id)
+    )
+    return [
+        {"id": rid, "method": method, "url": url, "status": status,
+         "last_verified_at": verified, "last_verdict": verdict,
+         "last_matched_at": matched.get(rid)}
+        for rid, method, url, status, verified, verdict in rows
+    ]
+
+
+def latest_audit_summaries(s: Session) -> list[tuple[str, dict[str, Any]]]:
+    """(tape name, summary) of each tape's newest finished audit (for /metrics)."""
+    newest = (
+        select(func.max(m.Audit.id)).where(m.Audit.status == "done")
+        .group_by(m.Audit.tape_id).scalar_subquery()
+    )
+    return [
+        (name, summary or {})
+        for name, summary in s.execute(
+            select(m.Tape.name, m.Audit.summary).join(m.Tape, m.Tape.id == m.Audit.tape_id)
+            .where(m.Audit.id.in_(newest)).order_by(m.Tape.name)
+        ).tuples()
+    ]
