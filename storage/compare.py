@@ -1,0 +1,97 @@
+"""Diffs against the store: recording vs recording, tape vs tape, a tape's noise and freshness.
+
+What the admin API and `wiretape diff` call; the comparing itself is diff.py's, the SQL the
+repository's. Functions take a Session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from . import noise
+from . import repository as repo
+from .diff import ExchangeDiff, TapeDiff, diff_exchanges, diff_tapes, endpoint
+
+
+def _noise_of(s: Session, tape_name: str) -> tuple[list[str], dict[str, list[str]]]:
+    return repo.tape_noise(s, tape_name)
+
+
+def recording_diff(s: Session, a: int, b: int, strict: bool = False) -> ExchangeDiff:
+    """Recording `a` against recording `b`. Unless `strict`, the noise of both recordings'
+    tapes for `a`'s endpoint is left out: patterns given by hand, patterns audits found,
+    and what differs between recordings of one key at that endpoint."""
+    ra, rb = repo.get_recording(s, a), repo.get_recording(s, b)
+    ea, eb = repo.row_exchange(ra), repo.row_exchange(rb)
+    if strict:
+        return diff_exchanges(ea, eb, strict=True)
+    ep = endpoint(ea)
+    patterns: set[str] = set()
+    for r in {ra.tape_id: ra, rb.tape_id: rb}.values():
+        manual, detected = _noise_of(s, r.tape.name)
+        same = [(x.match_key, repo.row_exchange(x)) for x in repo.endpoint_recordings(s, r)]
+        found = noise.merge(detected, noise.recordings_noise(same))
+        patterns.update(manual, found.get(ep, ()))
+    return diff_exchanges(ea, eb, sorted(patterns))
+
+
+def tape_diff(s: Session, a: str, b: str, strict: bool = False) -> TapeDiff:
+    """Tape `a` (baseline) against tape `b`, paired by match key and seq. Unless `strict`,
+    both tapes' noise is left out (by hand for the whole tape, found per endpoint)."""
+    items_a, items_b = repo.tape_items(s, a), repo.tape_items(s, b)
+    if strict:
+        return diff_tapes(items_a, items_b, strict=True, auto_noise=False)
+    manual_a, detected_a = _noise_of(s, a)
+    manual_b, detected_b = _noise_of(s, b)
+    result = diff_tapes(items_a, items_b, [*manual_a, *manual_b])
+    return noise.apply_endpoint_noise(result, {
+        ep: sorted(ps) for ep, ps in noise.merge(detected_a, detected_b).items()})
+
+
+def noise_view(s: Session, tape_name: str) -> dict[str, Any]:
+    """A tape's noise: `manual` (given by hand, for every endpoint) and `detected` per
+    endpoint (learned by audits from live answers, and found among the tape's recordings)."""
+    manual, detected = _noise_of(s, tape_name)
+    items = [(key, ex) for key, _rid, ex in repo.tape_items(s, tape_name)]
+    found = noise.merge(detected, noise.recordings_noise(items))
+    return {
+        "tape": tape_name,
+        "manual": manual,
+        "detected": {ep: sorted(ps) for ep, ps in sorted(found.items())},
+    }
+
+
+def set_noise(
+    s: Session,
+    tape_name: str,
+    manual: Sequence[str] | None,
+    detected: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Replace the hand-written patterns (and, when given, the detected ones: an empty dict
+    forgets what audits learned). Raises diff.InvalidPath for a bad pattern."""
+    checked_manual = noise.check_patterns(manual) if manual is not None else None
+    checked_detected = (
+        {ep: noise.check_patterns(ps) for ep, ps in detected.items()}
+        if detected is not None else None
+    )
+    repo.set_tape_noise(s, tape_name, checked_manual, checked_detected)
+    return noise_view(s, tape_name)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; the store writes UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def freshness(s: Session, tape_name: str) -> list[dict[str, Any]]:
+    rows = repo.tape_freshness(s, tape_name)
+    for r in rows:
+        r["last_verified_at"] = utc(r["last_verified_at"])
+        r["last_matched_at"] = utc(r["last_matched_at"])
+    return rows
