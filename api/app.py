@@ -2,127 +2,90 @@
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator, Callable, Iterator
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import IntegrityError
 from wiretape.storage import db
 from wiretape.storage import repository as repo
-from wiretape.storage.notify import Notifier
+from wiretape.storage.edit import InvalidEdit
+from wiretape.storage.har import HarError
+from wiretape.storage.matching import InvalidRule
+from wiretape.storage.metrics import WriterCollector
 
-from . import schemas
+from .deps import get_session, require_token
+from .routes import recordings, system, tapes
+from .settings import ApiSettings
+from .version import wiretape_version
 
+__all__ = ["ApiSettings", "create_app", "get_session", "wiretape_version"]
 
-def wiretape_version() -> str:
-    try:
-        return version("wiretape")
-    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
-        return "0+unknown"
+log = logging.getLogger(__name__)
 
+DESCRIPTION = """\
+Browse, search, edit and move the recordings of a running wiretape; switch its mode at
+run time.
 
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    db_url: str
-    token: str | None = None
-    confdir: str | None = None
-    notifier: Notifier = field(default_factory=Notifier)
-    # the proxy's live figures for /metrics, supplied by `serve` (None in API-only use)
-    metrics_source: Callable[[], dict[str, float]] | None = None
+A first tour: **GET /api/recordings** with `q` finds recordings by a word in their bodies;
+**GET /api/recordings/{rid}** shows the whole exchange; **PATCH** it to change the response
+that replay serves; **GET /api/tapes/{name}/export** saves the tape as HAR and
+**POST /api/tapes/{name}/import** loads it into another store.
 
+When `wiretape serve` runs with `--token`, press **Authorize** and paste the token: every
+endpoint but `/api/health` needs it. Errors are `{"detail": "..."}`: 404 for an unknown id
+or tape, 409 for a conflict, 422 for invalid input.
+"""
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error.
-
-    A route that changed what replay serves marks `s.info["changed"]`; the in-process proxy
-    is nudged once the commit has landed (other processes see it by polling).
-    """
-    with request.app.state.sessions.begin() as s:
-        yield s
-    if s.info.get("changed"):
-        request.app.state.settings.notifier.changed()
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
+# domain errors that mean "this input cannot be used": 422 with the error's own words
+INVALID_INPUT: tuple[type[Exception], ...] = (
+    InvalidRule, InvalidEdit, HarError, recordings.InvalidCursor,
+)
 
 
-def require_token(request: Request) -> None:
-    token: str | None = request.app.state.settings.token
-    if token is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
-        raise HTTPException(401, "missing or wrong bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
+    errors = []
+    lines = []
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        where = ".".join(loc) or str((e.get("loc") or ("request",))[0])
+        lines.append(f"{where}: {e.get('msg', 'invalid')}")
+        errors.append({"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")})
+    return "; ".join(lines) or "invalid request", errors
 
 
-public = APIRouter(prefix="/api")
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LookupError)
+    async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
+        if isinstance(exc, KeyError | IndexError):  # a bug, not an unknown id
+            log.error("internal error", exc_info=exc)
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+        return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
 
+    @app.exception_handler(repo.TapeExists)
+    async def conflict(_request: Request, exc: repo.TapeExists) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
-@public.get("/health", response_model=schemas.Health)
-def health(s: SessionDep) -> schemas.Health:
-    state = repo.get_state(s)
-    return schemas.Health(
-        status="ok",
-        mode=state.mode if state else "record",
-        tape=state.tape if state else "default",
-        version=wiretape_version(),
-    )
+    @app.exception_handler(IntegrityError)
+    async def integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # two requests raced to create the same tape
+        return JSONResponse({"detail": "conflict with a concurrent change; try again"},
+                            status_code=409)
 
+    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
-@router.get("/mode", response_model=schemas.ModeState)
-def get_mode(s: SessionDep) -> schemas.ModeState:
-    state = repo.get_state(s)
-    if state is None:
-        raise HTTPException(404, "no wiretape process has set a mode yet")
-    return schemas.ModeState(mode=state.mode, tape=state.tape, on_miss=state.on_miss)
+    for cls in INVALID_INPUT:
+        app.add_exception_handler(cls, invalid)
 
-
-@router.put("/mode", response_model=schemas.ModeState)
-def put_mode(body: schemas.ModeUpdate, s: SessionDep) -> schemas.ModeState:
-    if repo.get_state(s) is None:
-        repo.init_state(s, "record", "default", "error")
-    state = repo.set_state(
-        s,
-        mode=body.mode.value if body.mode else None,
-        tape=body.tape,
-        on_miss=body.on_miss.value if body.on_miss else None,
-    )
-    if body.tape:
-        repo.ensure_tape(s, body.tape)
-    s.info["changed"] = True
-    return schemas.ModeState(mode=state.mode, tape=state.tape, on_miss=state.on_miss)
-
-
-@router.post("/replay/reset", response_model=schemas.ReplayReset)
-def replay_reset(s: SessionDep) -> schemas.ReplayReset:
-    generation = repo.reset_sequences(s)
-    s.info["changed"] = True
-    return schemas.ReplayReset(reset=True, generation=generation)
-
-
-@router.get("/misses", response_model=list[schemas.MissOut])
-def misses(
-    s: SessionDep,
-    tape: Annotated[str | None, schemas.TapeQuery] = None,
-    limit: Annotated[int, schemas.LimitQuery(100)] = 100,
-) -> list[schemas.MissOut]:
-    return [
-        schemas.MissOut(
-            id=m.id, tape=m.tape, at=m.at, request={"method": m.method, "url": m.url},
-            closest=m.closest,
-        )
-        for m in repo.list_misses(s, tape, limit)
-    ]
+    @app.exception_handler(RequestValidationError)
+    async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = _validation_detail(exc)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -139,17 +102,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(
         title="wiretape admin API",
         version=wiretape_version(),
-        description="Browse, edit, diff and audit recordings; switch modes at run time.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(WriterCollector(settings.metrics_source))
+    app.state.metrics_registry = registry
+
+    # /docs and /openapi.json stay open: they hold no recordings, and Swagger UI must load
+    # them before anyone can press Authorize and give the token
+    public = APIRouter(prefix="/api")
+    public.include_router(system.public)
+    guarded = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+    guarded.include_router(system.router)
+    guarded.include_router(recordings.router)
+    guarded.include_router(tapes.router)
     app.include_router(public)
-    app.include_router(router)
-
-    @app.exception_handler(LookupError)
-    async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
-
+    app.include_router(guarded)
+    app.include_router(system.metrics_router, dependencies=[Depends(require_token)])
+    add_error_handlers(app)
     return app
-
-

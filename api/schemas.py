@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
-from wiretape.storage.exchange import Mode, OnMiss
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from wiretape.storage.exchange import FailureKind, Mode, OnMiss
 
-TAPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+# letters, digits, '.', '_' and '-', starting with a letter or digit, never '..' (no path
+# tricks when a tape name ends up in a file name); the same rule as `--tape`
+TAPE_NAME_PATTERN = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$"
+TAPE_NAME_HELP = "1-200 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
-TapeQuery = Query(pattern=TAPE_NAME_PATTERN, description="tape name")
+TapeName = Annotated[str, StringConstraints(pattern=TAPE_NAME_PATTERN, max_length=200)]
+TapeQuery = Query(pattern=TAPE_NAME_PATTERN, max_length=200, description="tape name")
+TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=200, description=TAPE_NAME_HELP)
+RecordingId = Annotated[int, Path(ge=1, le=2**31 - 1, description="recording id")]
+
+# RFC 9110 tokens; values are latin-1 text without line breaks (what HTTP/1 can carry)
+_TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+_HEADER_VALUE = r"^[\t\x20-\x7e\x80-\xff]*$"
+_NO_NUL = r"^[^\x00]*$"
+
+HeaderName = Annotated[str, StringConstraints(pattern=_TOKEN, min_length=1, max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=_HEADER_VALUE, max_length=16384)]
+Header = tuple[HeaderName, HeaderValue]
+Headers = Annotated[list[Header], Field(max_length=500)]
+Method = Annotated[str, StringConstraints(pattern=_TOKEN, min_length=1, max_length=32)]
+Status = Annotated[int, Field(ge=100, le=599)]
+Note = Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=10_000)]
 
 
 def LimitQuery(default: int) -> Any:  # noqa: N802 - reads like the Query it returns
     return Query(ge=1, le=1000, description=f"at most this many items (default {default})")
 
+
+# -- system ------------------------------------------------------------------------------
 
 class Health(BaseModel):
     status: str
@@ -32,10 +53,12 @@ class ModeState(BaseModel):
 
 
 class ModeUpdate(BaseModel):
+    """Any of the three; what is left out stays as it is."""
+
     model_config = ConfigDict(extra="forbid")
 
     mode: Mode | None = None
-    tape: str | None = Field(default=None, pattern=TAPE_NAME_PATTERN)
+    tape: TapeName | None = None
     on_miss: OnMiss | None = None
 
 
@@ -50,3 +73,204 @@ class MissOut(BaseModel):
     at: datetime
     request: dict[str, str]
     closest: list[dict[str, Any]]
+
+
+# -- recordings --------------------------------------------------------------------------
+
+class Body(BaseModel):
+    """A body as people read it: JSON as JSON, UTF-8 text as text, anything else base64.
+    Always decoded: gzip, br and deflate are undone for display and redone when stored."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"encoding": "json", "content": {"id": 1}},
+                                        {"encoding": "text", "content": "hello"}]},
+    )
+
+    encoding: Literal["json", "text", "base64"]
+    content: Any = None
+
+    @model_validator(mode="after")
+    def _content_fits_encoding(self) -> Body:
+        if self.encoding != "json" and not isinstance(self.content, str):
+            raise ValueError(f"content must be a string when encoding is {self.encoding!r}")
+        return self
+
+
+class RecordingItem(BaseModel):
+    id: int
+    tape: str
+    seq: int
+    method: str
+    url: str
+    status: int | None = Field(description="null when the upstream failed (no response)")
+    duration_ms: float
+    recorded_at: datetime
+    request_size: int
+    response_size: int
+    content_type: str
+
+
+class RecordingPage(BaseModel):
+    items: list[RecordingItem]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next (older) page; null on the last page"
+    )
+
+
+class RequestOut(BaseModel):
+    method: str
+    url: str
+    http_version: str
+    headers: list[tuple[str, str]]
+    body: Body
+
+
+class ResponseOut(BaseModel):
+    status: int
+    reason: str
+    http_version: str
+    headers: list[tuple[str, str]]
+    body: Body
+
+
+class FailureOut(BaseModel):
+    kind: FailureKind
+    message: str
+
+
+class RecordingOut(BaseModel):
+    id: int
+    tape: str
+    seq: int
+    match_key: str
+    recorded_at: datetime
+    duration_ms: float
+    note: str
+    request: RequestOut
+    response: ResponseOut | None = Field(description="null when the upstream failed")
+    failure: FailureOut | None = Field(description="how the upstream failed, if it did")
+
+
+class RecordingPatch(BaseModel):
+    """Edit the recorded response. Content-Length follows the new body; the body is stored
+    encoded with the (new) headers' Content-Encoding, so replay sends consistent bytes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"status": 200, "body": {"encoding": "json", "content": {"price": 0}},
+             "note": "free for the demo"},
+        ]},
+    )
+
+    status: Status | None = None
+    headers: Headers | None = None
+    body: Body | None = None
+    note: Note | None = None
+
+
+class RequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = "GET"
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s\x00]+$", max_length=8192)]
+    headers: Headers = []
+    body: Body | None = None
+
+
+class ResponseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status = 200
+    reason: Annotated[str, StringConstraints(pattern=_HEADER_VALUE, max_length=255)] | None = None
+    headers: Headers = []
+    body: Body | None = None
+
+
+class FailureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FailureKind
+    message: Note = ""
+
+
+class RecordingCreate(BaseModel):
+    """A hand-written recording: a request and the response (or failure) to replay for it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "tape": "default",
+            "request": {"method": "GET", "url": "http://orders:8080/orders/42"},
+            "response": {"status": 200, "headers": [["Content-Type", "application/json"]],
+                         "body": {"encoding": "json", "content": {"id": 42}}},
+        }]},
+    )
+
+    tape: TapeName = "default"
+    request: RequestIn
+    response: ResponseIn | None = None
+    failure: FailureIn | None = None
+    duration_ms: Annotated[float, Field(ge=0, le=86_400_000)] = 0.0
+    note: Note = ""
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> RecordingCreate:
+        if (self.response is None) == (self.failure is None):
+            raise ValueError("give either a response or a failure")
+        return self
+
+
+class DeleteResult(BaseModel):
+    deleted: int
+
+
+# -- tapes -------------------------------------------------------------------------------
+
+class MatchingRules(BaseModel):
+    """What makes two requests the same request on this tape (on top of method and path)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "ignore_query": ["_ts"], "ignore_body_paths": ["$.timestamp", "$.items[*].id"],
+            "match_headers": ["x-tenant"], "ignore_host": False,
+        }]},
+    )
+
+    ignore_query: Annotated[
+        list[Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=200)]],
+        Field(max_length=100),
+    ] = []
+    ignore_body_paths: Annotated[
+        list[Annotated[str, StringConstraints(max_length=500)]], Field(max_length=100)
+    ] = []
+    match_headers: Annotated[list[HeaderName], Field(max_length=100)] = []
+    ignore_host: bool = False
+
+
+class TapeOut(BaseModel):
+    name: str
+    recordings: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TapeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: TapeName
+    matching: MatchingRules | None = None
+
+
+class TapeCopy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: TapeName
+
+
+class ImportResult(BaseModel):
+    tape: str
+    imported: int
+    replaced: bool

@@ -7,15 +7,17 @@ import contextlib
 import logging
 import signal
 from collections.abc import Generator
+from pathlib import Path
 
 import uvicorn
 from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
+from sqlalchemy.orm import Session
 from wiretape.api.app import ApiSettings, create_app
 from wiretape.proxy.addon import Wiretape
 from wiretape.proxy.certs import ensure_ca
 from wiretape.proxy.writer import Writer
-from wiretape.storage import db
+from wiretape.storage import db, har
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Mode
 from wiretape.storage.matching import MatchRules
@@ -61,8 +63,33 @@ def prepare_store(settings: ServeSettings) -> None:
             if settings.overwrite and settings.mode is Mode.RECORD:
                 n = repo.empty_tape(s, settings.tape)
                 log.info("--overwrite: emptied tape %s (%d recordings)", settings.tape, n)
+            if settings.tape_file is not None:
+                load_tape_file(s, settings)
     finally:
         engine.dispose()
+
+
+def load_tape_file(s: Session, settings: ServeSettings) -> None:
+    """--tape-file: the tape becomes exactly what the HAR file holds (so a restart is
+    idempotent); the command line's matching flags, if any, still win over the file's."""
+    path = settings.tape_file
+    assert path is not None
+    try:
+        tape = har.loads(Path(path).read_bytes())
+    except OSError as e:
+        raise SettingsError(f"--tape-file {path}: {e.strerror or e}") from e
+    except har.HarError as e:
+        raise SettingsError(f"--tape-file {path}: {e}") from e
+    redactor = Redactor.with_extra(
+        settings.redact_headers, settings.redact_query, settings.redact_json
+    )
+    matching = None if settings.has_matching_flags else tape.matching
+    ids = repo.import_exchanges(
+        s, settings.tape, [redactor.exchange(ex) for ex in tape.exchanges], replace=True,
+        matching=matching,
+    )
+    log.info("--tape-file: loaded %d recordings from %s into tape %s",
+             len(ids), path, settings.tape)
 
 
 def mitm_options(settings: ServeSettings) -> dict[str, object]:
@@ -119,6 +146,7 @@ async def _serve(settings: ServeSettings) -> int:
             notifier=notifier,
             metrics_source=lambda: {"write_queue_depth": writer.depth,
                                     "recordings_written": writer.written},
+            redactor=redactor,
         )
     )
     server = _ApiServer(

@@ -104,6 +104,7 @@ class ServeSettings:
     match_headers: tuple[str, ...]
     match_ignore_host: bool
     log_level: str
+    tape_file: str | None = None  # a HAR file loaded into `tape` before serving
 
     def __post_init__(self) -> None:
         if not self.admin.is_loopback and not self.token:

@@ -33,6 +33,7 @@ from .exchange import (
     Response,
     header_value,
 )
+from .matching import MatchRules
 from .redact import fix_content_length
 
 HAR_VERSION = "1.2"
@@ -339,7 +340,7 @@ def _started_ns(value: Any, where: str) -> int:
 
 
 def _entry(i: int, raw_entry: Any) -> Exchange:
-    where = f"entry {i}"
+    where = f"log.entries[{i}]"
     e = _obj(raw_entry, where)
     extra = _obj(e.get("_wiretape") or {}, f"{where}._wiretape")
     req = _obj(e.get("request"), f"{where}.request")
@@ -443,6 +444,10 @@ def parse(doc: Any) -> HarTape:
     matching = None
     if isinstance(meta, dict) and meta.get("matching") is not None:
         matching = _obj(meta["matching"], "log._wiretape.matching")
+        try:
+            matching = MatchRules.from_dict(matching).to_dict()
+        except (TypeError, ValueError) as e:
+            raise HarError(f"log._wiretape.matching is not valid: {e}") from e
     return HarTape(ordered, matching)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -442,13 +442,18 @@ class RecordingFilter:
         )
 
 
-def _utc(value: datetime) -> datetime:
-    """Aware UTC for comparisons: SQLite keeps the wall time, so the zone must agree."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC (SQLite hands back the stored UTC wall time without a zone)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset
+        return (datetime.min if value.year < 5000 else datetime.max).replace(tzinfo=UTC)
 
 
 def _db_time(s: Session, value: datetime) -> datetime:
-    value = _utc(value)
+    value = as_utc(value)
     # SQLite stores the UTC wall time without an offset; compare like with like
     return value.replace(tzinfo=None) if s.get_bind().dialect.name == "sqlite" else value
 
@@ -515,7 +520,7 @@ def list_recordings(
     return [
         RecordingSummary(
             id=row[0], tape=row[10], seq=row[1], method=row[2], url=row[3], status=row[4],
-            duration_ms=row[5] or 0.0, recorded_at=_utc(row[6]), request_size=row[7] or 0,
+            duration_ms=row[5] or 0.0, recorded_at=as_utc(row[6]), request_size=row[7] or 0,
             response_size=row[8] or 0, content_type=row[9] or "",
         )
         for row in s.execute(stmt)
@@ -593,7 +598,7 @@ class TapeSummary:
 
 
 def _summary(tape: m.Tape, count: int) -> TapeSummary:
-    return TapeSummary(tape.name, count, _utc(tape.created_at), _utc(tape.updated_at))
+    return TapeSummary(tape.name, count, as_utc(tape.created_at), as_utc(tape.updated_at))
 
 
 def list_tapes(s: Session) -> list[TapeSummary]:
@@ -756,7 +761,7 @@ def set_tape_noise(
     s: Session,
     tape_name: str,
     manual: Sequence[str] | None = None,
-    detected: Mapping[str, Sequence[str]] | None = None,
+    detected: dict[str, Sequence[str]] | None = None,
 ) -> m.Tape:
     """Replace a tape's hand-written noise patterns and/or its detected ones."""
     tape = require_tape(s, tape_name)
@@ -768,7 +773,7 @@ def set_tape_noise(
     return tape
 
 
-def add_detected_noise(s: Session, tape_id: int, found: Mapping[str, Iterable[str]]) -> None:
+def add_detected_noise(s: Session, tape_id: int, found: dict[str, Iterable[str]]) -> None:
     """Merge noise patterns found by an audit into the tape's detected noise."""
     if not any(found.values()):
         return
@@ -885,7 +890,7 @@ def recording_history(s: Session, rid: int, limit: int = 50) -> list[tuple[m.Aud
             .join(m.Audit, m.Audit.id == m.AuditResult.audit_id)
             .where(m.AuditResult.recording_id == rid)
             .order_by(m.AuditResult.id.desc()).limit(limit)
-        )
+        ).tuples()
     ]
 
 
@@ -894,15 +899,14 @@ def tape_freshness(s: Session, tape_name: str) -> list[dict[str, Any]]:
     it last matched the live upstream (verdict ok). Least recently verified first."""
     tape = require_tape(s, tape_name)
     R, A = m.Recording, m.AuditResult
-    matched = {
-        rid: at
-        for rid, at in s.execute(
+    matched = dict(
+        s.execute(
             select(A.recording_id, func.max(A.checked_at))
             .join(R, R.id == A.recording_id)
             .where(R.tape_id == tape.id, A.verdict == "ok")
             .group_by(A.recording_id)
-        )
-    }
+        ).tuples()
+    )
     rows = s.execute(
         select(R.id, R.method, R.url, R.status, R.last_verified_at, R.last_verdict)
         .where(R.tape_id == tape.id)
@@ -916,17 +920,16 @@ def tape_freshness(s: Session, tape_name: str) -> list[dict[str, Any]]:
     ]
 
 
-def latest_audit_summaries(s: Session) -> list[tuple[str, dict[str, Any], datetime | None]]:
-    """(tape name, summary, finished at) of each tape's newest finished audit (/metrics)."""
+def latest_audit_summaries(s: Session) -> list[tuple[str, dict[str, Any]]]:
+    """(tape name, summary) of each tape's newest finished audit (for /metrics)."""
     newest = (
         select(func.max(m.Audit.id)).where(m.Audit.status == "done")
         .group_by(m.Audit.tape_id).scalar_subquery()
     )
     return [
-        (name, summary or {}, finished)
-        for name, summary, finished in s.execute(
-            select(m.Tape.name, m.Audit.summary, m.Audit.finished_at)
-            .join(m.Tape, m.Tape.id == m.Audit.tape_id)
+        (name, summary or {})
+        for name, summary in s.execute(
+            select(m.Tape.name, m.Audit.summary).join(m.Tape, m.Tape.id == m.Audit.tape_id)
             .where(m.Audit.id.in_(newest)).order_by(m.Tape.name)
-        )
+        ).tuples()
     ]

@@ -1,0 +1,253 @@
+"""Recordings: list with filters and cursor paging, the whole exchange, edit, delete, add."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from wiretape.storage import codec
+from wiretape.storage import models as m
+from wiretape.storage import repository as repo
+from wiretape.storage.edit import (
+    InvalidEdit,
+    edit_response,
+    encode_body,
+    reason_for,
+    with_content_length,
+)
+from wiretape.storage.exchange import DEFAULT_PORTS, Exchange, Failure, Request
+from wiretape.storage.exchange import Response as StoredResponse
+
+from .. import schemas
+from ..deps import SessionDep, SettingsDep
+
+router = APIRouter(prefix="/recordings", tags=["recordings"])
+
+
+class InvalidCursor(ValueError):
+    """A `cursor` that no page handed out."""
+
+
+# -- the cursor: opaque to clients, the last id of the page inside -----------------------
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        version, _, value = raw.partition(":")
+        if version != "v1" or not value.isdigit():
+            raise ValueError(cursor)
+        last_id = int(value)
+        if not 0 < last_id < 2**31:
+            raise ValueError(cursor)
+        return last_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        raise InvalidCursor(
+            "cursor is not valid: pass the next_cursor of a previous page unchanged"
+        ) from e
+
+
+# -- filters shared by the list and delete-by-filter -------------------------------------
+
+_NO_NUL = r"^[^\x00]*$"
+
+
+def _filters(
+    tape: Annotated[str | None, schemas.TapeQuery] = None,
+    method: Annotated[str | None, Query(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                                        max_length=32, description="HTTP method")] = None,
+    host: Annotated[str | None, Query(pattern=_NO_NUL, max_length=255,
+                                      description="host, exactly")] = None,
+    path: Annotated[str | None, Query(pattern=_NO_NUL, max_length=2048,
+                                      description="path prefix, e.g. /api/orders")] = None,
+    status: Annotated[int | None, Query(ge=100, le=599, description="response status")] = None,
+    q: Annotated[str | None, Query(pattern=_NO_NUL, min_length=1, max_length=200,
+                                   description="text in the request or response body "
+                                               "(decoded, case-insensitive)")] = None,
+    since: Annotated[datetime | None, Query(description="recorded at or after "
+                                                        "(ISO 8601; UTC if no zone)")] = None,
+    until: Annotated[datetime | None, Query(description="recorded before")] = None,
+) -> repo.RecordingFilter:
+    return repo.RecordingFilter(tape=tape, method=method, host=host, path=path,
+                                status=status, q=q, since=since, until=until)
+
+
+# -- views -------------------------------------------------------------------------------
+
+def recording_out(row: m.Recording, tape: str) -> schemas.RecordingOut:
+    ex = repo.row_exchange(row)
+    req = ex.request
+    response = None
+    if ex.response is not None:
+        r = ex.response
+        response = schemas.ResponseOut(
+            status=r.status, reason=r.reason, http_version=r.http_version,
+            headers=list(r.headers), body=schemas.Body(**codec.body_view(r.headers, r.body)),
+        )
+    failure = None
+    if ex.failure is not None:
+        failure = schemas.FailureOut(kind=ex.failure.kind, message=ex.failure.message)
+    return schemas.RecordingOut(
+        id=row.id, tape=tape, seq=row.seq, match_key=row.match_key,
+        recorded_at=repo.as_utc(row.recorded_at), duration_ms=row.duration_ms, note=row.note,
+        request=schemas.RequestOut(
+            method=req.method, url=req.url, http_version=req.http_version,
+            headers=list(req.headers),
+            body=schemas.Body(**codec.body_view(req.headers, req.body)),
+        ),
+        response=response, failure=failure,
+    )
+
+
+def _content(body: schemas.Body | None) -> bytes:
+    if body is None:
+        return b""
+    try:
+        return codec.body_from_view(body.model_dump())
+    except ValueError as e:
+        raise InvalidEdit(str(e)) from e
+
+
+# -- routes ------------------------------------------------------------------------------
+
+FilterDep = Annotated[repo.RecordingFilter, Depends(_filters)]
+
+
+@router.get("", response_model=schemas.RecordingPage, summary="List recordings")
+def list_recordings(
+    s: SessionDep,
+    f: FilterDep,
+    limit: Annotated[int, schemas.LimitQuery(50)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the "
+                                        "previous page")] = None,
+) -> schemas.RecordingPage:
+    """Newest first (descending `id`). Pages are cut by id, not by offset, so walking the
+    pages while recordings are being added never skips or repeats one: new recordings
+    have higher ids and land before the first page."""
+    before = decode_cursor(cursor) if cursor else None
+    rows = repo.list_recordings(s, f, limit + 1, before)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return schemas.RecordingPage(
+        items=[schemas.RecordingItem(
+            id=r.id, tape=r.tape, seq=r.seq, method=r.method, url=r.url, status=r.status,
+            duration_ms=r.duration_ms, recorded_at=r.recorded_at,
+            request_size=r.request_size, response_size=r.response_size,
+            content_type=r.content_type,
+        ) for r in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
+    )
+
+
+@router.delete("", response_model=schemas.DeleteResult, summary="Delete recordings by filter")
+def delete_recordings(s: SessionDep, f: FilterDep) -> schemas.DeleteResult:
+    """Delete every recording the filters select (the same filters as the list). At least
+    one filter is required; to empty a whole tape, filter by `tape`."""
+    if f.is_empty():
+        raise HTTPException(
+            422, "give at least one filter (tape, method, host, path, status, q, since, until)"
+        )
+    n = repo.delete_recordings(s, f)
+    s.info["changed"] = True
+    return schemas.DeleteResult(deleted=n)
+
+
+@router.post("", response_model=schemas.RecordingOut, status_code=status.HTTP_201_CREATED,
+             summary="Add a hand-written recording")
+def create_recording(
+    body: schemas.RecordingCreate, s: SessionDep, settings: SettingsDep, response: Response
+) -> schemas.RecordingOut:
+    """Add a recording to a tape (created if missing). Bodies are given decoded and stored
+    with the headers' Content-Encoding; Content-Length is set to match. Secrets are redacted
+    as for recorded traffic."""
+    parts = urlsplit(body.request.url)
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise InvalidEdit(f"request url {body.request.url!r}: {e}") from e
+    if not parts.hostname:
+        raise InvalidEdit(f"request url {body.request.url!r} has no host")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    req_headers = tuple(body.request.headers)
+    req_body = encode_body(req_headers, _content(body.request.body))
+    if req_body:
+        req_headers = with_content_length(req_headers, len(req_body))
+    request = Request(
+        method=body.request.method.upper(), scheme=parts.scheme, host=parts.hostname,
+        port=port or DEFAULT_PORTS[parts.scheme], target=target, headers=req_headers,
+        body=req_body,
+    )
+    stored = None
+    failure = None
+    if body.response is not None:
+        r = body.response
+        headers = tuple(r.headers)
+        raw = encode_body(headers, _content(r.body))
+        stored = StoredResponse(
+            status=r.status, headers=with_content_length(headers, len(raw)), body=raw,
+            reason=r.reason if r.reason is not None else reason_for(r.status),
+        )
+    else:
+        assert body.failure is not None
+        failure = Failure(body.failure.kind, body.failure.message)
+    ex = Exchange(request, stored, failure, time.time_ns(), body.duration_ms, body.note)
+    ex = settings.redactor.exchange(ex)
+    rid = repo.import_exchanges(s, body.tape, [ex])[0]
+    s.info["changed"] = True
+    response.headers["Location"] = f"/api/recordings/{rid}"
+    return recording_out(repo.get_recording(s, rid), body.tape)
+
+
+@router.get("/{rid}", response_model=schemas.RecordingOut, summary="The whole exchange")
+def get_recording(rid: schemas.RecordingId, s: SessionDep) -> schemas.RecordingOut:
+    """Request and response with headers in order and bodies decoded for reading
+    (gzip, br and deflate undone; JSON as JSON, text as text, anything else base64)."""
+    row = repo.get_recording(s, rid)
+    return recording_out(row, row.tape.name)
+
+
+@router.patch("/{rid}", response_model=schemas.RecordingOut, summary="Edit the response")
+def patch_recording(
+    rid: schemas.RecordingId, body: schemas.RecordingPatch, s: SessionDep, settings: SettingsDep
+) -> schemas.RecordingOut:
+    """Change the recorded response's `status`, `headers` (the whole list) or `body` (given
+    decoded, in the same shape the detail view shows), and the `note`. Replay serves the
+    edit at once. Leaving `Content-Encoding` out of new headers stores the body plain."""
+    row = repo.get_recording(s, rid)
+    ex = repo.row_exchange(row)
+    if body.status is not None or body.headers is not None or body.body is not None:
+        resp = ex.response
+        if resp is None:
+            if body.status is None:
+                raise InvalidEdit(
+                    f"recording {rid} is an upstream failure ({ex.failure and ex.failure.kind}): "
+                    "give a status to turn it into a response"
+                )
+            resp = StoredResponse(status=body.status, reason=reason_for(body.status))
+        resp = edit_response(
+            resp, status=body.status,
+            headers=tuple(body.headers) if body.headers is not None else None,
+            body=_content(body.body) if body.body is not None else None,
+        )
+        if ex.response is None:
+            resp = resp.__class__(resp.status, with_content_length(resp.headers, len(resp.body)),
+                                  resp.body, resp.reason, resp.http_version)
+        ex = settings.redactor.exchange(ex.with_(response=resp, failure=None))
+    row = repo.update_recording(s, rid, ex, note=body.note)
+    s.info["changed"] = True
+    return recording_out(row, row.tape.name)
+
+
+@router.delete("/{rid}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a recording")
+def delete_recording(rid: schemas.RecordingId, s: SessionDep) -> Response:
+    repo.delete_recording(s, rid)
+    s.info["changed"] = True
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,21 @@
+"""What the admin app is configured with (kept apart from the app's lifecycle)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wiretape.storage.notify import Notifier
+from wiretape.storage.redact import Redactor
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    db_url: str
+    token: str | None = None
+    confdir: str | None = None
+    notifier: Notifier = field(default_factory=Notifier)
+    # the proxy's live figures for /metrics, supplied by `serve` (None in API-only use)
+    metrics_source: Callable[[], dict[str, float]] | None = None
+    # what is secret: applied to hand-written recordings, edits and HAR imports too
+    redactor: Redactor = field(default_factory=Redactor)
