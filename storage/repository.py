@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -710,7 +710,6 @@ def tape_recordings(s: Session, name: str, batch: int = 500) -> Iterable[m.Recor
             s.expunge(r)
 
 
-
 # -- drift audits, noise and freshness -----------------------------------------------------
 
 class AuditNotFound(LookupError):
@@ -761,7 +760,7 @@ def set_tape_noise(
     s: Session,
     tape_name: str,
     manual: Sequence[str] | None = None,
-    detected: dict[str, Sequence[str]] | None = None,
+    detected: Mapping[str, Sequence[str]] | None = None,
 ) -> m.Tape:
     """Replace a tape's hand-written noise patterns and/or its detected ones."""
     tape = require_tape(s, tape_name)
@@ -773,7 +772,7 @@ def set_tape_noise(
     return tape
 
 
-def add_detected_noise(s: Session, tape_id: int, found: dict[str, Iterable[str]]) -> None:
+def add_detected_noise(s: Session, tape_id: int, found: Mapping[str, Iterable[str]]) -> None:
     """Merge noise patterns found by an audit into the tape's detected noise."""
     if not any(found.values()):
         return
@@ -890,7 +889,7 @@ def recording_history(s: Session, rid: int, limit: int = 50) -> list[tuple[m.Aud
             .join(m.Audit, m.Audit.id == m.AuditResult.audit_id)
             .where(m.AuditResult.recording_id == rid)
             .order_by(m.AuditResult.id.desc()).limit(limit)
-        ).tuples()
+        )
     ]
 
 
@@ -899,14 +898,15 @@ def tape_freshness(s: Session, tape_name: str) -> list[dict[str, Any]]:
     it last matched the live upstream (verdict ok). Least recently verified first."""
     tape = require_tape(s, tape_name)
     R, A = m.Recording, m.AuditResult
-    matched = dict(
-        s.execute(
+    matched = {
+        rid: at
+        for rid, at in s.execute(
             select(A.recording_id, func.max(A.checked_at))
             .join(R, R.id == A.recording_id)
             .where(R.tape_id == tape.id, A.verdict == "ok")
             .group_by(A.recording_id)
-        ).tuples()
-    )
+        )
+    }
     rows = s.execute(
         select(R.id, R.method, R.url, R.status, R.last_verified_at, R.last_verdict)
         .where(R.tape_id == tape.id)
@@ -920,16 +920,17 @@ def tape_freshness(s: Session, tape_name: str) -> list[dict[str, Any]]:
     ]
 
 
-def latest_audit_summaries(s: Session) -> list[tuple[str, dict[str, Any]]]:
-    """(tape name, summary) of each tape's newest finished audit (for /metrics)."""
+def latest_audit_summaries(s: Session) -> list[tuple[str, dict[str, Any], datetime | None]]:
+    """(tape name, summary, finished at) of each tape's newest finished audit (/metrics)."""
     newest = (
         select(func.max(m.Audit.id)).where(m.Audit.status == "done")
         .group_by(m.Audit.tape_id).scalar_subquery()
     )
     return [
-        (name, summary or {})
-        for name, summary in s.execute(
-            select(m.Tape.name, m.Audit.summary).join(m.Tape, m.Tape.id == m.Audit.tape_id)
+        (name, summary or {}, finished)
+        for name, summary, finished in s.execute(
+            select(m.Tape.name, m.Audit.summary, m.Audit.finished_at)
+            .join(m.Tape, m.Tape.id == m.Audit.tape_id)
             .where(m.Audit.id.in_(newest)).order_by(m.Tape.name)
-        ).tuples()
+        )
     ]
