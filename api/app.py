@@ -18,6 +18,7 @@ from wiretape.storage.har import HarError
 from wiretape.storage.matching import InvalidRule
 from wiretape.storage.metrics import WriterCollector
 
+from . import drift
 from .deps import get_session, require_token
 from .routes import recordings, system, tapes
 from .settings import ApiSettings
@@ -121,5 +122,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(public)
     app.include_router(guarded)
     app.include_router(system.metrics_router, dependencies=[Depends(require_token)])
+    app.include_router(drift.router)  # diffs, noise, audits, freshness (own token dependency)
     add_error_handlers(app)
     return app

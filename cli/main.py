@@ -83,9 +83,15 @@ def cli() -> None:
      help="matching: leave scheme, host and port out of the key")
 @opt("tape-file", default=None, type=click.Path(dir_okay=False),
      help="load this HAR file into --tape before serving (replacing what the tape held)")
+@opt("audit-every", default=None,
+     help="audit the current tape against the live upstreams this often: 30s, 15m, 24h, 1d")
+@opt("audit-header", multiple=True,
+     help="'Name: value' sent with scheduled audits' requests (credentials; repeatable)")
 @opt("log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def serve(**kw: Any) -> None:
     """Run the recording/replay proxy and the admin API."""
+    from wiretape.storage.audit import parse_duration, parse_header
+
     try:
         settings = ServeSettings(
             mode=Mode(kw["mode"].lower()),
@@ -111,6 +117,9 @@ def serve(**kw: Any) -> None:
             match_headers=split_names(kw["match_header"]),
             match_ignore_host=kw["match_ignore_host"],
             log_level=kw["log_level"],
+            audit_every=parse_duration(kw["audit_every"], "--audit-every")
+            if kw["audit_every"] else None,
+            audit_headers=tuple(parse_header(h, "--audit-header") for h in kw["audit_header"]),
             tape_file=kw["tape_file"],
         )
         from wiretape.proxy.addon import parse_latency, parse_upstream_timeout
@@ -384,6 +393,18 @@ def setup_logging(level: str) -> None:
         # wiretape user reads
         logging.getLogger("mitmproxy").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _add_drift_commands() -> None:
+    # `wiretape diff` and `wiretape audit` live in cli/drift.py, which imports UserError
+    # from here
+    from . import drift
+
+    cli.add_command(drift.diff)
+    cli.add_command(drift.audit)
+
+
+_add_drift_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 import uvicorn
 from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from wiretape.api.app import ApiSettings, create_app
 from wiretape.proxy.addon import Wiretape
 from wiretape.proxy.certs import ensure_ca
 from wiretape.proxy.writer import Writer
 from wiretape.storage import db, har
 from wiretape.storage import repository as repo
+from wiretape.storage.audit import AuditOptions, AuditRunner, audit_every
 from wiretape.storage.exchange import Mode
 from wiretape.storage.matching import MatchRules
 from wiretape.storage.notify import Notifier
@@ -163,6 +164,7 @@ async def _serve(settings: ServeSettings) -> int:
 
     proxy_task = asyncio.create_task(master.run(), name="proxy")
     api_task = asyncio.create_task(server.serve(), name="admin-api")
+    audits = _AuditSchedule(settings, sessions, redactor)
     stop_task = asyncio.create_task(stop.wait(), name="stop")
     log.info(
         "wiretape %s: proxy on %s, admin API on http://%s, tape %s, store %s",
@@ -176,6 +178,7 @@ async def _serve(settings: ServeSettings) -> int:
     if stop_task not in done:
         log.error("a server stopped unexpectedly; shutting down")
         code = 1
+    await audits.stop()
     master.shutdown()
     server.should_exit = True
     results = await asyncio.gather(proxy_task, api_task, return_exceptions=True)
@@ -193,6 +196,31 @@ async def _serve(settings: ServeSettings) -> int:
              writer.written, pending)
     engine.dispose()
     return code
+
+
+class _AuditSchedule:
+    """--audit-every: audits of the current tape in the background. Each runs on a thread
+    and event loop of its own (AuditRunner), never on the proxy's request path."""
+
+    def __init__(self, settings: ServeSettings, sessions: sessionmaker[Session],
+                 redactor: Redactor) -> None:
+        self.runner = AuditRunner()
+        self.task: asyncio.Task[None] | None = None
+        if settings.audit_every is not None:
+            options = AuditOptions(headers=settings.audit_headers,
+                                   verify_tls=not settings.upstream_insecure)
+            self.task = asyncio.create_task(
+                audit_every(sessions, settings.audit_every, options, self.runner, redactor),
+                name="audit-schedule",
+            )
+            log.info("auditing the current tape every %gs", settings.audit_every)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        # an audit still running is cancelled and stored as failed
+        await asyncio.to_thread(self.runner.stop)
 
 
 def run(settings: ServeSettings) -> int:

@@ -105,6 +105,10 @@ class ServeSettings:
     match_ignore_host: bool
     log_level: str
     tape_file: str | None = None  # a HAR file loaded into `tape` before serving
+    # --audit-every: audit the current tape this often, in seconds (None: never), sending
+    # these --audit-header headers
+    audit_every: float | None = None
+    audit_headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.admin.is_loopback and not self.token:

@@ -79,12 +79,12 @@ class InvalidDuration(ValueError):
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
-def parse_header(text: str) -> tuple[str, str]:
+def parse_header(text: str, flag: str = "--header") -> tuple[str, str]:
     """`Authorization: Bearer x` -> ("Authorization", "Bearer x")."""
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not _HEADER_NAME.match(name):
-        raise InvalidHeader(f"--header {text!r} must be 'Name: value', e.g. "
+        raise InvalidHeader(f"{flag} {text!r} must be 'Name: value', e.g. "
                             "'Authorization: Bearer …'")
     return name, value.strip()
 
@@ -93,12 +93,12 @@ _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*\Z", re.IGNORECASE)
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, flag: str = "duration") -> float:
     """`30s`, `15m`, `24h`, `1d` (or plain seconds) -> seconds."""
     m = _DURATION.match(text or "")
     seconds = float(m.group(1)) * _UNIT[m.group(2).lower()] if m else 0.0
     if seconds <= 0:
-        raise InvalidDuration(f"duration {text!r} must be a positive number with s, m, h or d, "
+        raise InvalidDuration(f"{flag} {text!r} must be a positive number with s, m, h or d, "
                               "e.g. 30s, 15m, 24h, 1d")
     return seconds
 
@@ -145,10 +145,18 @@ def request_headers(req: Request, extra: Sequence[tuple[str, str]] = ()) -> list
 
 
 def _failure_kind(e: Exception) -> FailureKind:
+    """The kind of failure, as the proxy records it (refused, reset, timeout, error)."""
     if isinstance(e, httpx.TimeoutException):
         return FailureKind.TIMEOUT
-    text = str(e).lower()
-    if isinstance(e, httpx.ConnectError) and ("refused" in text or "connect call failed" in text):
+    # httpx words a refusal "All connection attempts failed"; the OS error is in the chain
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return FailureKind.REFUSED
+        if isinstance(cause, ConnectionResetError | BrokenPipeError):
+            return FailureKind.RESET
+        cause = cause.__cause__ or cause.__context__
+    if "refused" in str(e).lower():
         return FailureKind.REFUSED
     if isinstance(e, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return FailureKind.RESET
