@@ -68,6 +68,15 @@ def _cookies(headers: Headers, name: str) -> list[dict[str, str]]:
     return out
 
 
+def _url(req: Request) -> str:
+    """The request URL, with an IPv6 literal in brackets (Request.url leaves them out)."""
+    if ":" not in req.host:
+        return req.url
+    host = f"[{req.host}]"
+    authority = host if DEFAULT_PORTS.get(req.scheme) == req.port else f"{host}:{req.port}"
+    return f"{req.scheme}://{authority}{req.target}"
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -105,7 +114,7 @@ def entry(
 
     request: dict[str, Any] = {
         "method": req.method,
-        "url": req.url,
+        "url": _url(req),
         "httpVersion": req.http_version,
         "cookies": _cookies(req.headers, "cookie"),
         "headers": _pairs(req.headers),
