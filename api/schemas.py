@@ -109,6 +109,11 @@ class RecordingItem(BaseModel):
     request_size: int
     response_size: int
     content_type: str
+    last_verified_at: datetime | None = Field(
+        default=None, description="when a drift audit last compared it with the live upstream")
+    last_verdict: str | None = Field(
+        default=None, description="that audit's verdict: ok, breaking, additive, value, "
+        "latency, or refreshed (re-recorded)")
 
 
 class RecordingPage(BaseModel):

@@ -264,8 +264,11 @@ def ls(**kw: Any) -> None:
     table = [[str(r.id), r.tape, str(r.seq), r.method,
               str(r.status) if r.status is not None else "failed",
               f"{r.duration_ms:.0f}", _size(r.response_size),
-              r.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), r.url] for r in rows]
-    headers = ["ID", "TAPE", "SEQ", "METHOD", "STATUS", "MS", "SIZE", "RECORDED (UTC)", "URL"]
+              r.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+              r.last_verified_at.strftime("%Y-%m-%d %H:%M") if r.last_verified_at else "never",
+              r.last_verdict or "-", r.url] for r in rows]
+    headers = ["ID", "TAPE", "SEQ", "METHOD", "STATUS", "MS", "SIZE", "RECORDED (UTC)",
+               "VERIFIED (UTC)", "VERDICT", "URL"]
     for text in _table(headers, table, right={0, 2, 4, 5, 6}):
         click.echo(text)
 

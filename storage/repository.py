@@ -499,6 +499,9 @@ class RecordingSummary:
     request_size: int
     response_size: int
     content_type: str
+    # freshness: when a drift audit last compared it with the live upstream, and the verdict
+    last_verified_at: datetime | None = None
+    last_verdict: str | None = None
 
 
 def list_recordings(
@@ -516,12 +519,15 @@ def list_recordings(
         stmt = select(*cols, literal(tape.name, String()))
     else:
         stmt = select(*cols, T.name).join(T, T.id == R.tape_id)
+    stmt = stmt.add_columns(R.last_verified_at, R.last_verdict)
     stmt = stmt.where(*conds).order_by(R.id.desc()).limit(limit)
     return [
         RecordingSummary(
             id=row[0], tape=row[10], seq=row[1], method=row[2], url=row[3], status=row[4],
             duration_ms=row[5] or 0.0, recorded_at=as_utc(row[6]), request_size=row[7] or 0,
             response_size=row[8] or 0, content_type=row[9] or "",
+            last_verified_at=as_utc(row[11]) if row[11] is not None else None,
+            last_verdict=row[12],
         )
         for row in s.execute(stmt)
     ]

@@ -141,7 +141,8 @@ def list_recordings(
             id=r.id, tape=r.tape, seq=r.seq, method=r.method, url=r.url, status=r.status,
             duration_ms=r.duration_ms, recorded_at=r.recorded_at,
             request_size=r.request_size, response_size=r.response_size,
-            content_type=r.content_type,
+            content_type=r.content_type, last_verified_at=r.last_verified_at,
+            last_verdict=r.last_verdict,
         ) for r in rows],
         next_cursor=encode_cursor(rows[-1].id) if more else None,
     )

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.anyio
 
 NS = 1_700_000_000_000_000_000
 ITEM_FIELDS = {"id", "tape", "seq", "method", "url", "status", "duration_ms", "recorded_at",
-               "request_size", "response_size", "content_type"}
+               "request_size", "response_size", "content_type",
+               "last_verified_at", "last_verdict"}  # freshness: set by drift audits
 
 
 async def test_list_items_have_the_spec_fields_newest_first(client, store):
@@ -34,6 +35,7 @@ async def test_list_items_have_the_spec_fields_newest_first(client, store):
         "id": a, "tape": "t", "seq": 0, "method": "GET", "url": "http://api.test/items",
         "status": 200, "duration_ms": 12.5, "recorded_at": "2023-11-14T22:13:20Z",
         "request_size": 0, "response_size": 11, "content_type": "application/json",
+        "last_verified_at": None, "last_verdict": None,
     }
 
 
