@@ -162,7 +162,10 @@ def audit(**kw: Any) -> None:
         except repo.TapeNotFound as e:
             raise UserError(str(e).strip("'\"")) from e
         with _progress(job.planned) as tick:
-            report = asyncio.run(job.run(tick))
+            try:
+                report = asyncio.run(job.run(tick))
+            except KeyboardInterrupt as e:  # the audit is stored as failed ("interrupted")
+                raise click.exceptions.Abort() from e
     finally:
         engine.dispose()
     fmt = kw["fmt"].lower()

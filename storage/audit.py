@@ -5,7 +5,8 @@ An audit
    values, plus the `--header`s that put credentials back) to its live upstream, with a
    concurrency limit and a timeout; audits connect directly, never through HTTP_PROXY
    (which often points at wiretape itself);
-2. sends the first request of each endpoint a second time, at least a second later, and
+2. sends the first request of each endpoint a second time (GET, HEAD and OPTIONS only:
+   re-sending a POST twice would double its side effects), at least a second later, and
    keeps what differs between the two live answers as that endpoint's noise (timestamps,
    request ids); audits remember it in the tape (`tapes.noise_detected`);
 3. classifies each difference from the recording (drift.classify): breaking, additive,
@@ -64,8 +65,11 @@ FORMATS = ("text", "json", "junit")
 # and Content-Length, which httpx computes from the body it sends.
 _NOT_SENT = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-    "upgrade", "proxy-authenticate", "proxy-authorization", "content-length",
+    "upgrade", "proxy-authenticate", "proxy-authorization", "content-length", "expect",
 })
+
+# only these are sent a second time to learn noise from two live answers
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class InvalidHeader(ValueError):
@@ -112,8 +116,8 @@ class AuditOptions:
     fail_on: DriftClass = DEFAULT_FAIL_ON
     refresh: bool = False
     verify_tls: bool = True
-    # how many recordings per endpoint get a second live answer to learn noise from, and the
-    # least time between the two answers (so second-resolution timestamps differ too)
+    # how many recordings per endpoint (safe methods only) get a second live answer to learn
+    # noise from, and the least time between the two (so second-resolution timestamps differ)
     noise_probes: int = 1
     probe_gap: float = 1.0
     # latency drift needs the live answer slower than 2x recorded AND this much slower: on a
@@ -208,13 +212,17 @@ def _answered(ex: Exchange) -> bool:
     return ex.response is not None and ex.failure is None
 
 
+def _probed_twice(t: Target) -> bool:
+    return t.exchange.request.method.upper() in SAFE_METHODS
+
+
 async def probe(
     targets: Sequence[Target],
     options: AuditOptions,
     progress: Callable[[int], None] | None = None,
 ) -> dict[int, list[Exchange]]:
     """Live answers per recording id: one for each, two for the first `noise_probes`
-    recordings of each endpoint (when the first one got an answer)."""
+    recordings of each GET/HEAD/OPTIONS endpoint (when the first one got an answer)."""
     tick = progress or (lambda _n: None)
     sem = asyncio.Semaphore(options.concurrency)
     answers: dict[int, list[Exchange]] = {t.id: [] for t in targets}
@@ -242,7 +250,7 @@ async def probe(
         second = []
         for t in targets:
             n = per_endpoint.get(t.endpoint, 0)
-            if n < options.noise_probes and _answered(answers[t.id][0]):
+            if n < options.noise_probes and _probed_twice(t) and _answered(answers[t.id][0]):
                 per_endpoint[t.endpoint] = n + 1
                 second.append(one(t, done_at[t.id] + options.probe_gap))
         await asyncio.gather(*second)
@@ -472,8 +480,9 @@ class TapeAudit:
         """How many requests the audit sends at most (for a progress bar)."""
         endpoints: dict[str, int] = {}
         for t in self.targets:
-            endpoints[t.endpoint] = min(endpoints.get(t.endpoint, 0) + 1,
-                                        self.options.noise_probes)
+            if _probed_twice(t):
+                endpoints[t.endpoint] = min(endpoints.get(t.endpoint, 0) + 1,
+                                            self.options.noise_probes)
         return len(self.targets) + sum(endpoints.values())
 
     async def run(self, progress: Callable[[int], None] | None = None) -> AuditReport:

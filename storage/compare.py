@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from . import noise
 from . import repository as repo
-from .diff import ExchangeDiff, TapeDiff, diff_exchanges, diff_tapes, endpoint
+from .diff import ExchangeDiff, TapeDiff, TapeItem, diff_exchanges, diff_tapes, endpoint
+from .matching import MatchRules, match_key
 
 
 def _noise_of(s: Session, tape_name: str) -> tuple[list[str], dict[str, list[str]]]:
@@ -39,10 +40,25 @@ def recording_diff(s: Session, a: int, b: int, strict: bool = False) -> Exchange
     return diff_exchanges(ea, eb, sorted(patterns))
 
 
+def _items(s: Session, tape: str, rules: MatchRules | None) -> list[TapeItem]:
+    """A tape's (match key, id, exchange), keyed under `rules` when given (in capture order
+    within a key, which is what `seq` follows)."""
+    items = repo.tape_items(s, tape)
+    if rules is None:
+        return items
+    rekeyed = [(match_key(ex.request, rules), rid, ex) for _key, rid, ex in items]
+    return sorted(rekeyed, key=lambda it: (it[0], it[2].captured_ns, it[1]))
+
+
 def tape_diff(s: Session, a: str, b: str, strict: bool = False) -> TapeDiff:
     """Tape `a` (baseline) against tape `b`, paired by match key and seq. Unless `strict`,
-    both tapes' noise is left out (by hand for the whole tape, found per endpoint)."""
-    items_a, items_b = repo.tape_items(s, a), repo.tape_items(s, b)
+    both tapes' noise is left out (by hand for the whole tape, found per endpoint).
+
+    When the tapes' matching rules differ, `b` is keyed under `a`'s rules, so "the same
+    request" means the same thing on both sides."""
+    rules_a, rules_b = repo.tape_rules(s, a), repo.tape_rules(s, b)
+    items_a = _items(s, a, None)
+    items_b = _items(s, b, None if rules_a.to_dict() == rules_b.to_dict() else rules_a)
     if strict:
         return diff_tapes(items_a, items_b, strict=True, auto_noise=False)
     manual_a, detected_a = _noise_of(s, a)

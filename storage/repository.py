@@ -519,8 +519,8 @@ def list_recordings(
         stmt = select(*cols, literal(tape.name, String()))
     else:
         stmt = select(*cols, T.name).join(T, T.id == R.tape_id)
-    stmt = stmt.add_columns(R.last_verified_at, R.last_verdict)
-    stmt = stmt.where(*conds).order_by(R.id.desc()).limit(limit)
+    listed = (stmt.add_columns(R.last_verified_at, R.last_verdict)
+              .where(*conds).order_by(R.id.desc()).limit(limit))
     return [
         RecordingSummary(
             id=row[0], tape=row[10], seq=row[1], method=row[2], url=row[3], status=row[4],
@@ -529,7 +529,7 @@ def list_recordings(
             last_verified_at=as_utc(row[11]) if row[11] is not None else None,
             last_verdict=row[12],
         )
-        for row in s.execute(stmt)
+        for row in s.execute(listed)
     ]
 
 

@@ -81,6 +81,15 @@ async def test_audit_through_the_api(api, payments: Payments, add_to) -> None:
     assert 'wiretape_drift_findings{class="breaking",tape="payments"} 2.0' in metrics
     assert 'wiretape_audit_recordings{tape="payments",verdict="ok"} 1.0' in metrics
 
+    # strict keeps the noise in: the timestamp and request id show as value drift
+    strict = await finished(api, (await api.post("/api/tapes/payments/audit",
+                                                 json={"strict": True})).json()["id"])
+    assert strict["strict"] is True
+    status_paths = {f["path"]: f["class"] for f in strict["results"][1]["findings"]}
+    assert status_paths["response.body.timestamp"] == "value"
+    assert status_paths["response.body.request_id"] == "value"
+    assert strict["results"][1]["ignored"] == 0
+
     # refresh re-records what drifted; the next audit finds nothing
     refreshed = await finished(api, (await api.post("/api/tapes/payments/audit",
                                                     json={"refresh": True})).json()["id"])
@@ -118,3 +127,20 @@ async def test_noise_by_hand(api, add_to, payments: Payments) -> None:
     assert (await api.put("/api/tapes/nope/noise", json={"manual": []})).status_code == 404
     cleared = await api.put("/api/tapes/t/noise", json={"detected": {}})
     assert cleared.json()["manual"] == ["$.timestamp", "response.headers.X-Request-Id"]
+
+
+async def test_drift_endpoints_need_the_token(db_url, tmp_path, add_to, payments) -> None:
+    from tests.drift.support import drift_app
+
+    ids = add_to("t", live_exchange(payments.url, "/status"))
+    app = drift_app(db_url, token="tok", confdir=str(tmp_path / "conf"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wiretape") as c:
+            for method, path in (("GET", f"/api/recordings/{ids[0]}/diff/{ids[0]}"),
+                                 ("GET", "/api/tapes/t/diff/t"), ("GET", "/api/tapes/t/noise"),
+                                 ("POST", "/api/tapes/t/audit"), ("GET", "/api/audits/1"),
+                                 ("GET", "/api/tapes/t/freshness")):
+                assert (await c.request(method, path)).status_code == 401, path
+            ok = await c.get("/api/tapes/t/noise", headers={"Authorization": "Bearer tok"})
+            assert ok.status_code == 200

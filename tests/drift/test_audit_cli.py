@@ -82,13 +82,6 @@ def test_audit_reports_exactly_what_the_new_version_changed(sqlite_url, payments
         "breaking: 2, additive: 1, value: 0, latency: 0",
     ]
 
-    # --strict keeps the noise in: the timestamp and request id now show as value drift
-    strict = run("audit", "--tape", "payments", "--format", "json", "--strict",
-                 "--fail-on", "value", *db_)
-    assert strict.returncode == 1
-    paths = {p for fs in findings(json.loads(strict.stdout)).values() for _c, p in fs}
-    assert {"response.body.timestamp", "response.body.request_id"} <= paths
-
     # --refresh re-records what drifted; then the tape tells the truth again
     out = run("audit", "--tape", "payments", "--refresh", *db_)
     assert out.returncode == 1 and "re-recorded 1 drifted recording(s)" in out.stdout
@@ -115,9 +108,7 @@ def test_audit_reports_exactly_what_the_new_version_changed(sqlite_url, payments
 
 
 def test_audit_usage_errors(sqlite_url, payments: Payments) -> None:
-    for args in (["--tape", "nope"], ["--tape", "bad name"], ["--header", "no colon"],
-                 ["--fail-on", "everything"], ["--concurrency", "0"], ["--format", "xml"],
-                 ["--timeout", "0"]):
+    for args in (["--tape", "nope"], ["--header", "no colon"], ["--fail-on", "everything"]):
         out = run("audit", *args, "--db", sqlite_url)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
