@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from . import run as bench_run
@@ -69,6 +70,41 @@ def package(frame: str) -> str:
     return f"wiretape.{top}" if top in WIRETAPE_PACKAGES else top
 
 
+# (part, test on the named frames of one stack and its leaf); the first match takes it
+BUCKETS: list[tuple[str, Callable[[list[str], str], bool]]] = [
+    ("imports (start-up)", lambda st, leaf: _has(st, "importlib._bootstrap")),
+    ("wiretape: loading the replay index", lambda st, leaf: _has(
+        st, "replay_entries", "ReplayIndex.")),
+    ("wiretape: writer thread (store captured exchanges)", lambda st, leaf: _has(
+        st, "Writer._run")),
+    ("wiretape: replay miss (closest recordings, 502 body)", lambda st, leaf: _has(
+        st, "Wiretape._miss", "Wiretape._closest")),
+    ("wiretape: shared-state poller", lambda st, leaf: _has(
+        st, "Wiretape._poll", "Wiretape.refresh", "Wiretape._read")),
+    ("logging (one line per exchange)", lambda st, leaf: "(logging/" in leaf),
+    ("metrics", lambda st, leaf: _has(st, "prometheus_client", "(storage/metrics.py")),
+    ("wiretape: request hook (match key, redaction, replayed response)",
+     lambda st, leaf: _has(st, "Wiretape.request")),
+    ("wiretape: response/error hooks (capture)", lambda st, leaf: _has(
+        st, "Wiretape.response", "Wiretape.error")),
+    ("admin API (uvicorn, FastAPI)", lambda st, leaf: _has(
+        st, "(uvicorn/", "(fastapi/", "(starlette/")),
+    ("mitmproxy: addon/hook dispatch over the default addons", lambda st, leaf: (
+        "(mitmproxy/addonmanager.py" in leaf or "(mitmproxy/hooks.py" in leaf
+        or ("(contextlib.py" in leaf and _has(st, "AddonManager.")))),
+    ("mitmproxy: HTTP/1 parsing, proxy layers, flows", lambda st, leaf: (
+        "(mitmproxy/" in leaf or "(h11/" in leaf or "(uuid.py" in leaf)),
+    ("asyncio event loop and sockets", lambda st, leaf: (
+        "(asyncio/" in leaf or "(selectors.py" in leaf)),
+    ("SQLAlchemy / database driver", lambda st, leaf: _has(
+        [leaf], "(sqlalchemy/", "sqlite3", "(psycopg")),
+]
+
+
+def _has(stack: list[str], *needles: str) -> bool:
+    return any(n in f for f in stack for n in needles)
+
+
 def summarize(collapsed: Path, title: str, top: int = 30) -> str:
     stacks: list[tuple[list[str], int]] = []
     for line in collapsed.read_text(errors="replace").splitlines():
@@ -79,10 +115,13 @@ def summarize(collapsed: Path, title: str, top: int = 30) -> str:
     self_t: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     pkg_self: Counter[str] = Counter()
+    buckets: Counter[str] = Counter()
     for all_frames, n in stacks:
         frames = [f for f in all_frames if not f.startswith(("process ", "thread "))]
         if not frames:
             continue
+        named = [frame_func(f) for f in frames]
+        buckets[next((b for b, test in BUCKETS if test(named, named[-1])), "other")] += n
         self_t[frame_func(frames[-1])] += n
         pkg_self[package(frames[-1])] += n
         for fn in {frame_func(f) for f in frames}:
@@ -96,6 +135,8 @@ def summarize(collapsed: Path, title: str, top: int = 30) -> str:
         return rows
 
     out = [f"# Profile: {title}", "", f"{total} samples (py-spy, non-idle threads).", "",
+           "## Where the time goes (self time, each sample to the first part that matches)",
+           "", *table(buckets, "part", len(buckets)), "",
            "## Self time by package", "", *table(pkg_self, "package", 15), "",
            "## Self time by function", "", *table(self_t, "function", top), "",
            "## Inclusive time of wiretape's own functions", "", *table(own, "function", top),

@@ -587,7 +587,7 @@ def parse_args(argv: list[str] | None) -> Config:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="one short point per part: 1 round, 16 connections, 1 s, small tapes")
-    p.add_argument("--reps", type=int, help="interleaved rounds (default 5)")
+    p.add_argument("--reps", type=int, help="interleaved rounds (default 4)")
     p.add_argument("--connections", help="comma-separated (default 1,16,64)")
     p.add_argument("--duration", type=float, help="seconds per wrk point (default 3)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per server start")
@@ -601,9 +601,9 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--out", default="bench/results/bench",
                    help="path prefix of the .json and .md results")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, stores)")
-    p.add_argument("--quiet-budget", type=float, default=120.0,
+    p.add_argument("--quiet-budget", type=float, default=60.0,
                    help="seconds in all to wait, before points, for other processes' CPU "
-                        "load to pass (default 120; 0 with --quick)")
+                        "load to pass (default 60; 0 with --quick)")
     a = p.parse_args(argv)
     q = a.quick
     sizes = [int(x) for x in (a.scale_sizes or ("100,1000" if q else "100,100000")).split(",")]
@@ -615,7 +615,7 @@ def parse_args(argv: list[str] | None) -> Config:
     if sections - {"throughput", "scale", "admin"}:
         p.error("sections are throughput, scale and admin")
     return Config(
-        reps=a.reps or (1 if q else 5),
+        reps=a.reps or (1 if q else 4),
         connections=[int(x) for x in (a.connections or ("16" if q else "1,16,64")).split(",")],
         duration=a.duration or (1.0 if q else 3.0),
         warmup=a.warmup if a.warmup is not None else (0.0 if q else 1.0),
