@@ -18,7 +18,7 @@ from wiretape.storage.har import HarError
 from wiretape.storage.matching import InvalidRule
 from wiretape.storage.metrics import WriterCollector
 
-from . import drift
+from . import drift, schemas
 from .deps import get_session, require_token
 from .routes import recordings, system, tapes
 from .settings import ApiSettings
@@ -115,13 +115,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # them before anyone can press Authorize and give the token
     public = APIRouter(prefix="/api")
     public.include_router(system.public)
-    guarded = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+    guarded = APIRouter(prefix="/api", dependencies=[Depends(require_token)],
+                        responses=schemas.ERROR_RESPONSES)
     guarded.include_router(system.router)
     guarded.include_router(recordings.router)
     guarded.include_router(tapes.router)
     app.include_router(public)
     app.include_router(guarded)
-    app.include_router(system.metrics_router, dependencies=[Depends(require_token)])
-    app.include_router(drift.router)  # diffs, noise, audits, freshness (own token dependency)
+    app.include_router(system.metrics_router, dependencies=[Depends(require_token)],
+                       responses={401: schemas.ERROR_RESPONSES[401]})
+    # diffs, noise, audits, freshness (own token dependency); the same documented errors
+    app.include_router(drift.router, responses=schemas.ERROR_RESPONSES)
     add_error_handlers(app)
     return app

@@ -279,3 +279,23 @@ class ImportResult(BaseModel):
     tape: str
     imported: int
     replaced: bool
+
+
+# -- errors ------------------------------------------------------------------------------
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class ValidationErrorOut(BaseModel):
+    detail: str = Field(description="what is wrong, in one line")
+    errors: list[dict[str, Any]] = Field(
+        default=[], description="each problem with where it is (`loc`), as pydantic found it"
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or wrong bearer token (with --token)"},
+    404: {"model": ErrorOut, "description": "unknown recording id or tape"},
+    422: {"model": ValidationErrorOut, "description": "invalid input"},
+}

@@ -30,8 +30,8 @@ async def test_list_items_have_the_spec_fields_newest_first(client, store):
     assert set(doc) == {"items", "next_cursor"} and doc["next_cursor"] is None
     assert [i["id"] for i in doc["items"]] == [b, a]
     item = doc["items"][1]
-    assert set(item) == ITEM_FIELDS
-    assert item == {
+    assert ITEM_FIELDS <= set(item)
+    assert {k: item[k] for k in ITEM_FIELDS} == {
         "id": a, "tape": "t", "seq": 0, "method": "GET", "url": "http://api.test/items",
         "status": 200, "duration_ms": 12.5, "recorded_at": "2023-11-14T22:13:20Z",
         "request_size": 0, "response_size": 11, "content_type": "application/json",
