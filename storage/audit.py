@@ -90,7 +90,20 @@ def parse_header(text: str, flag: str = "--header") -> tuple[str, str]:
     if not sep or not _HEADER_NAME.match(name):
         raise InvalidHeader(f"{flag} {text!r} must be 'Name: value', e.g. "
                             "'Authorization: Bearer …'")
-    return name, value.strip()
+    return check_header(name, value.strip())
+
+
+def check_header(name: str, value: str) -> tuple[str, str]:
+    """A header that can go on the wire: a token name, a Latin-1 value without line breaks."""
+    if not _HEADER_NAME.match(name):
+        raise InvalidHeader(f"header name {name!r} is not valid")
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise InvalidHeader(f"header {name} has a line break or control character in its value")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError as e:
+        raise InvalidHeader(f"header {name} value must be Latin-1 text") from e
+    return name, value
 
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*\Z", re.IGNORECASE)
@@ -129,6 +142,8 @@ class AuditOptions:
             raise ValueError("concurrency must be at least 1")
         if not self.timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
+        for name, value in self.headers:
+            check_header(name, value)
 
     def to_dict(self) -> dict[str, Any]:
         """What is stored with the audit: header names only, never their values."""

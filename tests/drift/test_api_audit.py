@@ -107,7 +107,9 @@ async def test_audit_api_errors(api, add_to, payments: Payments) -> None:
     assert (await api.get("/api/audits/0")).status_code == 422
     add_to("t", live_exchange(payments.url, "/status"))
     for bad in ({"concurrency": 0}, {"timeout": -1}, {"fail_on": "everything"},
-                {"headers": ["x"]}, {"surprise": 1}):
+                {"headers": ["x"]}, {"headers": {"Bad Name": "x"}},
+                {"headers": {"X-Evil": "a\r\nInjected: 1"}}, {"headers": {"X-Euro": "€"}},
+                {"surprise": 1}):
         r = await api.post("/api/tapes/t/audit", json=bad)
         assert r.status_code == 422, (bad, r.text)
     assert (await api.get("/api/tapes/nope/freshness")).status_code == 404
