@@ -4,7 +4,7 @@ An audit
 1. sends every recording's request (as recorded, minus hop-by-hop headers and REDACTED
    values, plus the `--header`s that put credentials back) to its live upstream, with a
    concurrency limit and a timeout; audits connect directly, never through HTTP_PROXY
-   (which often points at wiretape itself);
+   (which often points at wiretape itself), and trust SSL_CERT_FILE's CA if it is set;
 2. sends the first request of each endpoint a second time (GET, HEAD and OPTIONS only:
    re-sending a POST twice would double its side effects), at least a second later, and
    keeps what differs between the two live answers as that endpoint's noise (timestamps,
@@ -244,8 +244,11 @@ async def probe(
     done_at: dict[int, float] = {}
     limits = httpx.Limits(max_connections=options.concurrency,
                           max_keepalive_connections=options.concurrency)
-    async with httpx.AsyncClient(verify=options.verify_tls, trust_env=False,
-                                 timeout=options.timeout, limits=limits,
+    # An explicit transport: HTTP_PROXY and friends are not used (they often point at
+    # wiretape itself), while SSL_CERT_FILE / SSL_CERT_DIR still name a private CA.
+    transport = httpx.AsyncHTTPTransport(verify=options.verify_tls, trust_env=True,
+                                         limits=limits)
+    async with httpx.AsyncClient(transport=transport, timeout=options.timeout,
                                  follow_redirects=False) as client:
 
         async def one(t: Target, not_before: float = 0.0) -> None:

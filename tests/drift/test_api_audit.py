@@ -25,7 +25,10 @@ async def finished(api: httpx.AsyncClient, audit_id: int, timeout: float = 30) -
         await asyncio.sleep(0.1)
 
 
-async def test_audit_through_the_api(api, payments: Payments, add_to) -> None:
+async def test_audit_through_the_api(api, payments: Payments, add_to, monkeypatch) -> None:
+    # audits connect directly: a proxy in the environment (often wiretape itself) is not used
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
     pay, status = add_to("payments", live_exchange(payments.url, "/payments/7"),
                          live_exchange(payments.url, "/status"))
     payments.version = 2
