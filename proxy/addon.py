@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import ctx, exceptions, http, tls
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage import metrics
 from wiretape.storage import repository as repo
@@ -236,6 +236,27 @@ class Wiretape:
     def done(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+
+    # -- TLS with clients ----------------------------------------------------------------
+    def tls_start_client(self, data: tls.TlsData) -> None:
+        """Pick HTTP/2 for a client that offers it.
+
+        With connection_strategy=lazy mitmproxy meets the client before any upstream, so it
+        has no server choice to mirror and takes the client's first offer, and clients such
+        as httpx list http/1.1 before h2: they would never get HTTP/2 through wiretape,
+        though real servers (and mitmproxy's eager default) give it to them. This runs after
+        mitmproxy's tlsconfig addon has prepared the connection, and changes its choice
+        only where it had nothing to go on.
+        """
+        app = data.ssl_conn.get_app_data() if data.ssl_conn is not None else None
+        if (
+            isinstance(app, dict)
+            and app.get("http2")
+            and app.get("client_alpn") is None
+            and app.get("server_alpn") is None
+            and b"h2" in (data.conn.alpn_offers or ())
+        ):
+            app["client_alpn"] = b"h2"
 
     # -- the request path --------------------------------------------------------------
     async def request(self, flow: http.HTTPFlow) -> None:
