@@ -120,9 +120,6 @@ def test_wiretape_variables_are_serve_flags_and_fit_each_profile():
     for name, svc in wiretape_services().items():
         env = svc["environment"]
         unknown = {k for k in env if k.startswith("WIRETAPE_")} - SERVE_ENV_VARS
-        if "WIRETAPE_TAPE_FILE" in unknown:
-            # --tape-file is in SPEC and being built; the entrypoint test covers it
-            unknown.discard("WIRETAPE_TAPE_FILE")
         assert not unknown, f"{name}: not `wiretape serve` variables: {unknown}"
         assert env["WIRETAPE_MODE"] == name.removeprefix("wiretape-")
     assert SERVICES["wiretape-replay"]["environment"]["WIRETAPE_ON_MISS"] == "error"
