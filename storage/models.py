@@ -69,6 +69,9 @@ class Recording(Base):
         Index("ix_recordings_tape_status_id", "tape_id", "status", "id"),
         Index("ix_recordings_tape_host_id", "tape_id", "host", "id"),
         Index("ix_recordings_tape_recorded_at", "tape_id", "recorded_at"),
+        # the path prefix filter (0004); text search has per-backend trigram indexes there
+        Index("ix_recordings_tape_path", "tape_id", "path",
+              postgresql_ops={"path": "text_pattern_ops"}),
         # freshness (0003): the least recently verified recordings of a tape first
         Index("ix_recordings_tape_verified", "tape_id", "last_verified_at"),
     )
