@@ -10,7 +10,8 @@ two. Each backend has its own kind, which the models cannot describe (migrations
 leaves them out of autogenerate):
 
 - SQLite: an FTS5 table with the trigram tokenizer over `recordings.search_text` (external
-  content, kept in step by triggers). SQLite builds without FTS5 simply go without.
+  content, kept in step by triggers). `detail=none` halves what each recording costs to
+  index and still serves substring LIKE. SQLite builds without FTS5 simply go without.
 - PostgreSQL: a GIN index with pg_trgm's operator class. Creating the extension needs a
   privilege some managed databases withhold; then the index is skipped with a warning and
   searches scan, as before.
@@ -40,7 +41,7 @@ PATH = "ix_recordings_tape_path"
 
 SQLITE_UP = [
     f"CREATE VIRTUAL TABLE {FTS} USING fts5("
-    "search_text, content='recordings', content_rowid='id', tokenize='trigram')",
+    "search_text, content='recordings', content_rowid='id', tokenize='trigram', detail=none)",
     f"INSERT INTO {FTS}({FTS}) VALUES ('rebuild')",
     f"CREATE TRIGGER {FTS}_insert AFTER INSERT ON recordings BEGIN "
     f"INSERT INTO {FTS}(rowid, search_text) VALUES (new.id, new.search_text); END",
