@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, column, delete, func, literal, select, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -736,12 +747,12 @@ def copy_tape(s: Session, name: str, to: str) -> m.Tape:
     dst = ensure_tape(s, to, dict(src.matching or {}))
     dst.noise = list(src.noise or [])
     touch_tape(s, dst.id)
-    R = m.Recording.__table__
-    cols = [R.c[c] for c in _COPIED]
+    R = m.Recording
+    cols = [getattr(R, c) for c in _COPIED]
     s.execute(
-        R.insert().from_select(
+        insert(R).from_select(
             ["tape_id", *_COPIED],
-            select(literal(dst.id), *cols).where(R.c.tape_id == src.id).order_by(R.c.id),
+            select(literal(dst.id), *cols).where(R.tape_id == src.id).order_by(R.id),
         )
     )
     s.flush()

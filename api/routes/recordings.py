@@ -111,9 +111,10 @@ def _content(body: schemas.Body | None) -> bytes:
     if body is None:
         return b""
     try:
-        return codec.body_from_view(body.model_dump())
+        data: bytes = codec.body_from_view(body.model_dump())
     except ValueError as e:
         raise InvalidEdit(str(e)) from e
+    return data
 
 
 # -- routes ------------------------------------------------------------------------------
