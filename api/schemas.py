@@ -16,8 +16,10 @@ TAPE_NAME_HELP = "1-200 letters, digits, '.', '_' or '-', starting with a letter
 
 TapeName = Annotated[str, StringConstraints(pattern=TAPE_NAME_PATTERN, max_length=200)]
 TapeQuery = Query(pattern=TAPE_NAME_PATTERN, max_length=200, description="tape name")
-TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=200, description=TAPE_NAME_HELP)
-RecordingId = Annotated[int, Path(ge=1, le=2**31 - 1, description="recording id")]
+TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=200, description=TAPE_NAME_HELP,
+                examples=["default"])
+RecordingId = Annotated[int, Path(ge=1, le=2**31 - 1, description="recording id",
+                                  examples=[1])]
 
 # RFC 9110 tokens; values are latin-1 text without line breaks (what HTTP/1 can carry)
 _TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
