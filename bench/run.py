@@ -14,9 +14,12 @@ to bench/results/<name>.json and .md. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import os
 import platform
+import shlex
 import shutil
 import sqlite3
 import statistics
@@ -84,6 +87,7 @@ class Config:
     proxy_cpu: int
     max_rps: int  # the request cap per wrk run is max_rps * duration
     quiet_budget: float  # seconds the whole run may spend waiting for other load to pass
+    wiretape_cmd: list[str]  # how to run `wiretape` (default: the installed console script)
     out: Path
     quick: bool
     keep: bool
@@ -102,15 +106,15 @@ def tool(name: str) -> str:
     return found
 
 
-def wiretape_available() -> str | None:
+def wiretape_available(cmd: list[str]) -> str | None:
     """None when `wiretape serve` can run, else why not."""
     try:
-        exe = tool("wiretape")
+        exe = cmd or [tool("wiretape")]
     except BenchError as e:
         return str(e)
     try:
-        out = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True,
-                             timeout=60)
+        out = subprocess.run([*exe, "serve", "--help"], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"wiretape serve --help failed: {e}"
     if out.returncode != 0:
@@ -139,7 +143,7 @@ class Bench:
         self.foreign = ForeignLoad((cfg.load_cpu, cfg.proxy_cpu))
         self.procs: list[Proc] = []  # this round's servers, whose CPU is the benchmark's own
         self.quiet_left = cfg.quiet_budget
-        self.wiretape_reason = wiretape_available()
+        self.wiretape_reason = wiretape_available(cfg.wiretape_cmd)
         if self.wiretape_reason:
             for t in ("wiretape-record", "wiretape-replay"):
                 if t in cfg.targets:
@@ -180,12 +184,14 @@ class Bench:
 
     def wiretape(self, name: str, port: int, mode: str, db_url: str, tape: str,
                  admin_port: int | None = None) -> Proc:
-        cmd = [tool("wiretape"), "serve", "--mode", mode, "--tape", tape, "--db", db_url,
+        exe = self.cfg.wiretape_cmd or [tool("wiretape")]
+        cmd = [*exe, "serve", "--mode", mode, "--tape", tape, "--db", db_url,
                "--listen", f"{HOST}:{port}", "--admin", f"{HOST}:{admin_port or free_port()}",
                "--confdir", str(self.wt_conf)]
         if mode == "replay":
             cmd += ["--on-miss", "error", "--sequence", "repeat-last"]
-        return Proc(name, cmd, self.cfg.proxy_cpu, self.work / f"{name}.log").start()
+        return Proc(name, cmd, self.cfg.proxy_cpu, self.work / f"{name}.log",
+                    env={"PYTHONPATH": str(REPO)} if self.cfg.wiretape_cmd else None).start()
 
     def start_target(self, target: str, rep: int) -> tuple[Proc, int]:
         port = free_port()
@@ -415,8 +421,10 @@ class Bench:
                                 cfg.cap(cfg.warmup))
                     self.wait_quiet([proc.pid])
                     f0 = self.foreign.snapshot([proc.pid])
+                    cpu0 = cpu_seconds(proc.pid)
                     r = run_wrk(url, BENCH / "scale.lua", args, 16, cfg.duration, cfg.load_cpu,
                                 cfg.cap(cfg.duration))
+                    cpu1 = cpu_seconds(proc.pid)
                     foreign = self.foreign.cores(f0, self.foreign.snapshot([proc.pid]))
                     peak = peak_rss_kb(proc.pid)
                 finally:
@@ -424,7 +432,9 @@ class Bench:
                 d = r.as_dict()
                 d.update(recordings=n, rep=rep, connections=16, startup_s=round(startup, 3),
                          rss_after_start_mb=round((rss_start or 0) / 1024, 1),
-                         peak_rss_mb=round((peak or 0) / 1024, 1), foreign_cpu=round(foreign, 3))
+                         peak_rss_mb=round((peak or 0) / 1024, 1), foreign_cpu=round(foreign, 3),
+                         cpu_ms_per_req=round((cpu1 - cpu0) * 1000 / r.requests, 4)
+                         if cpu0 is not None and cpu1 is not None and r.requests else None)
                 raw.append(d)
                 log(f"scale round {rep + 1} n={n:<7d} {r.rps:8.0f} req/s  p99 {r.p99_ms:.2f} ms"
                     f"  startup {startup:.2f}s  rss {d['peak_rss_mb']} MB  "
@@ -436,7 +446,7 @@ class Bench:
                 "recordings": n, "reps": len(rows),
                 **{k: median([d[k] for d in rows]) for k in (
                     "rps", "p50_ms", "p99_ms", "startup_s", "rss_after_start_mb",
-                    "peak_rss_mb", "foreign_cpu")},
+                    "peak_rss_mb", "foreign_cpu", "cpu_ms_per_req")},
                 "errors": sum(d["errors"] for d in rows),
                 "non2xx": sum(d["non2xx"] for d in rows),
             })
@@ -553,24 +563,34 @@ def check_targets(res: dict[str, Any], c: int) -> list[dict[str, Any]]:
             return round(float(a["rps"]) / float(b["rps"]), 3)
         return None
 
+    def cpu_ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+        # req/s the CPU cost per request implies: steadier than req/s on a busy machine
+        if a and b and a["cpu_ms_per_req"] and b["cpu_ms_per_req"]:
+            return round(float(b["cpu_ms_per_req"]) / float(a["cpu_ms_per_req"]), 3)
+        return None
+
     def add(name: str, value: float | None, goal: str, ok: Callable[[float], bool],
-            unit: str = "", why: str = "") -> None:
+            unit: str = "", why: str = "", by_cpu: float | None = None) -> None:
         out.append({"target": name, "measured": value, "unit": unit, "goal": goal,
                     "met": None if value is None else bool(ok(value)),
-                    "note": why if value is None else ""})
+                    "note": why if value is None else "", "implied_by_cpu": by_cpu})
 
-    rec = ratio(at(rows, "wiretape-record", c), at(rows, "mitmdump", c))
-    add(f"wiretape record vs bare mitmdump forward, req/s at {c} conns", rec, ">= 0.9x",
-        lambda v: v >= 0.9, "x", "not measured")
-    rep = ratio(at(rows, "wiretape-replay", c), at(rows, "mitmdump-replay", c))
-    add(f"wiretape replay vs mitmdump --server-replay, req/s at {c} conns", rep, ">= 1.5x",
-        lambda v: v >= 1.5, "x", "not measured")
+    pairs = [("wiretape-record", "mitmdump", "wiretape record vs bare mitmdump forward",
+              0.9), ("wiretape-replay", "mitmdump-replay",
+                     "wiretape replay vs mitmdump --server-replay", 1.5)]
+    for ours, theirs, name, goal in pairs:
+        a, b = at(rows, ours, c), at(rows, theirs, c)
+        at_least: Callable[[float], bool] = functools.partial(operator.le, goal)
+        add(f"{name}, req/s at {c} conns", ratio(a, b), f">= {goal}x", at_least, "x",
+            "not measured", cpu_ratio(a, b))
     scale = {s["recordings"]: s for s in res.get("scale", {}).get("summary", [])}
     big, small = (max(scale), min(scale)) if scale else (None, None)
     sc = (round(scale[big]["rps"] / scale[small]["rps"], 3)
           if scale and big != small and scale[small]["rps"] else None)
+    sc_cpu = (round(scale[small]["cpu_ms_per_req"] / scale[big]["cpu_ms_per_req"], 3)
+              if scale and big != small and scale[big].get("cpu_ms_per_req") else None)
     add(f"replay req/s at {big} vs {small} recordings", sc, ">= 0.9x (within 10%)",
-        lambda v: v >= 0.9, "x", "not measured")
+        lambda v: v >= 0.9, "x", "not measured", sc_cpu)
     add(f"replay startup with {big} recordings", scale[big]["startup_s"] if scale else None,
         "< 3 s", lambda v: v < 3.0, "s", "not measured")
     for backend in ("sqlite", "postgresql"):
@@ -601,6 +621,9 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--out", default="bench/results/bench",
                    help="path prefix of the .json and .md results")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, stores)")
+    p.add_argument("--wiretape-cmd",
+                   help="command that runs wiretape, e.g. \"python -m bench.lean_master\" "
+                        "(default: the installed wiretape)")
     p.add_argument("--quiet-budget", type=float, default=60.0,
                    help="seconds in all to wait, before points, for other processes' CPU "
                         "load to pass (default 60; 0 with --quick)")
@@ -630,6 +653,8 @@ def parse_args(argv: list[str] | None) -> Config:
         proxy_cpu=a.proxy_cpu,
         max_rps=200_000,
         quiet_budget=0.0 if q else a.quiet_budget,
+        wiretape_cmd=[sys.executable if w in ("python", "python3") else w
+                      for w in shlex.split(a.wiretape_cmd or "")],
         out=Path(a.out),
         quick=q,
         keep=a.keep,
@@ -681,6 +706,7 @@ def meta(cfg: Config, argv: list[str]) -> dict[str, Any]:
             "mitmdump-replay": ["--server-replay FILE", "server_replay_reuse=true",
                                 "server_replay_extra=404", "server_replay_refresh=false"],
         },
+        "wiretape_cmd": " ".join(cfg.wiretape_cmd) or "wiretape",
         "wiretape_options": {"record": "--mode record (defaults otherwise)",
                              "replay": "--mode replay --on-miss error --sequence repeat-last"},
     }
