@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, exceptions, http, tls
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage import metrics
 from wiretape.storage import repository as repo
@@ -236,6 +236,23 @@ class Wiretape:
     def done(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+
+    # -- connections ---------------------------------------------------------------------
+    def client_disconnected(self, client: connection.Client) -> None:
+        """Close a client socket mitmproxy has finished with but left open.
+
+        A client that half-closes and then fails the TLS handshake (bytes that parse as a
+        broken ClientHello, then FIN) ends mitmproxy's handler with the socket still open:
+        it would sit in CLOSE_WAIT until tcp_timeout. On every normal path the transport
+        is already gone by this hook, so this closes nothing else.
+        """
+        server = ctx.master.addons.get("proxyserver")
+        handler = getattr(server, "connections", {}).get(client.id)
+        io = handler.transports.get(client) if handler is not None else None
+        writer = io.writer if io is not None else None
+        if writer is not None and not writer.is_closing():
+            log.debug("closing a client connection mitmproxy left open: %s", client.peername)
+            writer.close()
 
     # -- TLS with clients ----------------------------------------------------------------
     def tls_start_client(self, data: tls.TlsData) -> None:

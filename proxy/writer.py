@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Exchange
@@ -59,6 +60,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="wiretape-writer", daemon=True)
         self.written = 0
         self.failed_batches = 0
+        self.dropped = 0  # exchanges the database refused for what they contain
 
     def start(self) -> None:
         self._thread.start()
@@ -114,29 +116,77 @@ class Writer:
                 captures.setdefault(b.tape, []).append(self._redactor.exchange(b.exchange))
             elif isinstance(b, _MissEntry):
                 misses.append(b)
-        delay = 0.05
-        while True:
-            try:
-                results: list[tuple[str, list[tuple[int, str, int]]]] = []
-                with self._sessions.begin() as s:
-                    for tape, exchanges in captures.items():
-                        results.append((tape, repo.add_exchanges(s, tape, exchanges)))
-                    for miss in misses:
-                        repo.add_miss(s, miss.tape, miss.method, miss.url, miss.closest)
-                break
-            except Exception:
-                # never drop a captured exchange: keep retrying (the database may be
-                # restarting or locked); the queue grows meanwhile and /metrics shows it
-                self.failed_batches += 1
-                log.exception("writing %d exchanges failed; retrying in %.1fs", len(batch), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            results = self._commit(captures, misses)
+        except _Refused:
+            # something in this batch can never be stored (a value the database rejects):
+            # store the rest one by one instead of retrying the whole batch for ever
+            results = []
+            for tape, exchanges in captures.items():
+                for ex in exchanges:
+                    try:
+                        results += self._commit({tape: [ex]}, [])
+                    except _Refused as e:
+                        self.dropped += 1
+                        log.error("cannot store %s %s (tape %s): %s; dropped",
+                                  ex.request.method, ex.request.url, tape, e.__cause__)
+            for miss in misses:
+                try:
+                    self._commit({}, [miss])
+                except _Refused as e:
+                    log.error("cannot journal the miss %s %s: %s", miss.method, miss.url,
+                              e.__cause__)
         for tape, rows in results:
             exchanges = captures[tape]
-            for (rid, _key, seq), ex in zip(rows, exchanges, strict=True):
+            by_request = {id(ex): ex for ex in exchanges}
+            for (rid, _key, seq), ex_id in rows:
+                ex = by_request[ex_id]
                 status = ex.response.status if ex.response else ex.failure and ex.failure.kind
                 log.info("recorded #%d %s %s -> %s (tape %s, seq %d)",
                          rid, ex.request.method, ex.request.url, status, tape, seq)
             self.written += len(rows)
         if self._notifier is not None and (captures or misses):
             self._notifier.changed()
+
+    def _commit(
+        self, captures: dict[str, list[Exchange]], misses: list[_MissEntry]
+    ) -> list[tuple[str, list[tuple[tuple[int, str, int], int]]]]:
+        """One transaction; retried while the database is unavailable (never drop a
+        captured exchange: the queue grows meanwhile and /metrics shows it). Raises
+        _Refused when the database rejects the data itself, which no retry can fix."""
+        delay = 0.05
+        while True:
+            try:
+                results = []
+                with self._sessions.begin() as s:
+                    for tape, exchanges in captures.items():
+                        rows = repo.add_exchanges(s, tape, exchanges)
+                        results.append(
+                            (tape, [(row, id(ex)) for row, ex in zip(rows, exchanges,
+                                                                     strict=True)]))
+                    for miss in misses:
+                        repo.add_miss(s, miss.tape, miss.method, miss.url, miss.closest)
+                return results
+            except Exception as e:
+                if _rejects_data(e):
+                    raise _Refused() from e
+                # the database is restarting, locked or unreachable: wait and retry
+                self.failed_batches += 1
+                log.exception("writing %d exchanges failed; retrying in %.1fs",
+                              sum(map(len, captures.values())) + len(misses), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def _rejects_data(e: Exception) -> bool:
+    """A failure no retry can fix: the database or its driver refuses the values (e.g.
+    PostgreSQL and a NUL character in text), as opposed to being unavailable."""
+    if isinstance(e, sa_exc.DataError | sa_exc.IntegrityError):
+        return True
+    if isinstance(e, sa_exc.DBAPIError):
+        return False
+    return isinstance(e, sa_exc.StatementError | ValueError | TypeError | UnicodeError)
+
+
+class _Refused(Exception):
+    """The database rejected what a batch contains (not its availability)."""

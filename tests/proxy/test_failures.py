@@ -12,6 +12,7 @@ from sqlalchemy import select
 from wiretape.storage import db
 from wiretape.storage import models as m
 
+from tests.helpers import Serve
 from tests.proxy.upstreams import (
     Origin,
     RawServer,
@@ -149,7 +150,7 @@ def test_client_giving_up_is_not_recorded_as_an_upstream_failure(sqlite_url, ser
     assert "the client left before the upstream answered" in rec.log()
 
 
-def test_replay_latency_recorded_fixed_and_none(sqlite_url, serve):
+def test_replay_latency_recorded_fixed_and_none(sqlite_url, serve, tmp_path):
     origin = Origin()
 
     def slow(h):
@@ -166,22 +167,30 @@ def test_replay_latency_recorded_fixed_and_none(sqlite_url, serve):
     [r] = rows(sqlite_url)
     assert r.duration_ms >= 590
 
-    def timed(*args: str) -> float:
-        rep = serve(sqlite_url, "--mode", "replay", *args)
-        with rep.client() as c:
-            c.get(f"{origin.url}/nothing-recorded")  # warm the connection: time only replay
-            t0 = time.monotonic()
-            resp = c.get(f"{origin.url}/slow")
-            elapsed = time.monotonic() - t0
-        assert resp.content == b"slow answer" and "wiretape-recording" in resp.headers
-        rep.stop()
-        return elapsed
+    # three replay processes, one per latency setting, started side by side
+    procs = {args: Serve(sqlite_url, "--mode", "replay", *args, workdir=tmp_path)
+             for args in (("--replay-latency", "recorded"), ("--replay-latency", "250"), ())}
+    try:
+        for p in procs.values():
+            p.ready()
 
-    assert timed("--replay-latency", "recorded") >= 0.59
-    fixed = timed("--replay-latency", "250")
-    assert 0.25 <= fixed < 0.55, fixed
-    assert timed() < 0.25
-    # a client whose timeout is shorter than the recorded latency times out offline
-    rep = serve(sqlite_url, "--mode", "replay", "--replay-latency", "recorded")
-    with client(rep.proxy, 0.3) as c, pytest.raises(httpx.ReadTimeout):
-        c.get(f"{origin.url}/slow")
+        def timed(args: tuple[str, ...], timeout: float = 10) -> float:
+            with client(procs[args].proxy, timeout) as c:
+                c.get(f"{origin.url}/nothing-recorded")  # warm the connection
+                t0 = time.monotonic()
+                resp = c.get(f"{origin.url}/slow")
+                elapsed = time.monotonic() - t0
+            assert resp.content == b"slow answer" and "wiretape-recording" in resp.headers
+            return elapsed
+
+        assert timed(("--replay-latency", "recorded")) >= 0.59
+        fixed = timed(("--replay-latency", "250"))
+        assert 0.25 <= fixed < 0.59, fixed
+        none = timed(())
+        assert none < 0.4 and none < fixed, none
+        # a client whose timeout is shorter than the recorded latency times out offline
+        with pytest.raises(httpx.ReadTimeout):
+            timed(("--replay-latency", "recorded"), timeout=0.3)
+    finally:
+        for p in procs.values():
+            p.stop()
