@@ -47,12 +47,12 @@ def get(proxy_port: int, port: int, path: str) -> bytes:
     )
 
 
-def test_refused_reset_and_broken_off_replay_as_seen_live(db_url, serve):
+def test_refused_reset_and_broken_off_replay_as_seen_live(sqlite_url, serve):
     refused = refusing_port()
     reset_srv = RawServer(resetting)
     broken = RawServer(breaking_off_mid_body)
     cases = [(refused, "/down"), (reset_srv.port, "/reset"), (broken.port, "/broken")]
-    rec = serve(db_url)
+    rec = serve(sqlite_url)
     live = [get(rec.proxy_port, port, path) for port, path in cases]
     assert rec.stop() == 0
     reset_srv.close()
@@ -63,12 +63,12 @@ def test_refused_reset_and_broken_off_replay_as_seen_live(db_url, serve):
     assert b"Connect call failed" in live[0]
     assert b"server closed connection" in live[1]
     assert b"peer closed connection without sending complete message body" in live[2]
-    recorded = rows(db_url)
+    recorded = rows(sqlite_url)
     assert [(r.path, r.status, r.failure_kind) for r in recorded] == [
         ("/down", None, "refused"), ("/reset", None, "reset"), ("/broken", None, "reset")]
     assert "Connect call failed" in recorded[0].failure_message
 
-    rep = serve(db_url, "--mode", "replay")
+    rep = serve(sqlite_url, "--mode", "replay")
     replayed = [get(rep.proxy_port, port, path) for port, path in cases]
     for r, ours, before in zip(recorded, replayed, live, strict=True):
         assert f"\r\nWiretape-Recording: {r.id}\r\n".encode() in ours
@@ -194,3 +194,19 @@ def test_replay_latency_recorded_fixed_and_none(sqlite_url, serve, tmp_path):
     finally:
         for p in procs.values():
             p.stop()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("soon", "upstream timeout 'soon' must be a number of seconds (0: wait forever)"),
+    ("-3", "upstream timeout must be between 0 and 86400 seconds"),
+])
+def test_bad_upstream_timeout_is_one_line_and_exit_2(tmp_path, value, message):
+    import subprocess
+
+    from tests.helpers import WIRETAPE_BIN
+
+    done = subprocess.run([WIRETAPE_BIN, "serve", "--db", f"sqlite:///{tmp_path}/x.db",
+                           "--upstream-timeout", value], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"wiretape: error: {message}"
