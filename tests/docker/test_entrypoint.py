@@ -356,18 +356,23 @@ def test_replay_profile_answers_the_example_app_from_the_tape_file(
     assert wiretape.stop() == 0, wiretape.log()
 
 
-# -- the CI examples in docker/README-ci.md ----------------------------------------------------
+# -- the CI examples in the README's "In CI" section --------------------------------------------
+def readme_section(title: str) -> str:
+    """One `## title` section of the top-level README (up to the next `## ` heading)."""
+    text = (DOCKER.parent / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
 
-README_CI = DOCKER / "README-ci.md"
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def readme_yaml(key: str) -> dict[str, Any]:
     """The README's YAML example whose top level has `key` (jobs: GitHub, test: GitLab)."""
-    blocks = re.findall(r"```yaml\n(.*?)```", README_CI.read_text(), re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", readme_section("In CI"), re.S)
     docs = [yaml.safe_load(b) for b in blocks]
     found = [d for d in docs if isinstance(d, dict) and key in d]
-    assert len(found) == 1, f"one YAML example with `{key}:` in {README_CI.name}"
+    assert len(found) == 1, f"one YAML example with `{key}:` in the README's In CI section"
     return found[0]
 
 
