@@ -584,7 +584,8 @@ def check_targets(res: dict[str, Any], c: int) -> list[dict[str, Any]]:
         add(f"{name}, req/s at {c} conns", ratio(a, b), f">= {goal}x", at_least, "x",
             "not measured", cpu_ratio(a, b))
     scale = {s["recordings"]: s for s in res.get("scale", {}).get("summary", [])}
-    big, small = (max(scale), min(scale)) if scale else (None, None)
+    sizes = res["meta"]["config"]["scale_sizes"]
+    big, small = (max(scale), min(scale)) if scale else (max(sizes), min(sizes))
     sc = (round(scale[big]["rps"] / scale[small]["rps"], 3)
           if scale and big != small and scale[small]["rps"] else None)
     sc_cpu = (round(scale[small]["cpu_ms_per_req"] / scale[big]["cpu_ms_per_req"], 3)
