@@ -12,10 +12,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+Results = tuple[dict[str, Any], str]
 TARGETS = ["origin", "mitmdump", "wiretape-replay"]
 
 pytestmark = [
@@ -27,7 +29,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+def results(tmp_path_factory: pytest.TempPathFactory) -> Results:
     out = tmp_path_factory.mktemp("bench") / "smoke"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--targets", ",".join(TARGETS),
@@ -39,7 +41,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     return json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md").read_text()
 
 
-def test_every_target_is_measured_with_ratios_to_mitmdump(results: tuple[dict, str]) -> None:
+def test_every_target_is_measured_with_ratios_to_mitmdump(results: Results) -> None:
     res, _ = results
     assert res["skipped"] == {} or set(res["skipped"]) <= {"admin_list/postgresql"}
     rows = {r["target"]: r for r in res["throughput"]["summary"]}
@@ -56,7 +58,7 @@ def test_every_target_is_measured_with_ratios_to_mitmdump(results: tuple[dict, s
     assert {p["target"] for p in raw} == set(TARGETS)
 
 
-def test_scale_admin_and_targets_sections(results: tuple[dict, str]) -> None:
+def test_scale_admin_and_targets_sections(results: Results) -> None:
     res, _ = results
     (scale,) = res["scale"]["summary"]
     assert scale["recordings"] == 100 and scale["rps"] > 0 and scale["startup_s"] > 0
@@ -71,7 +73,7 @@ def test_scale_admin_and_targets_sections(results: tuple[dict, str]) -> None:
         res["meta"]["pinning"]["load_generator_and_harness_cpu"]
 
 
-def test_markdown_report(results: tuple[dict, str]) -> None:
+def test_markdown_report(results: Results) -> None:
     _, md = results
     assert md.startswith("# wiretape benchmark")
     for heading in ("## Targets", "## Throughput and latency", "## Replay at scale",
