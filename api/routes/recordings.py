@@ -170,8 +170,8 @@ def create_recording(
     """Add a recording to a tape (created if missing). Bodies are given decoded and stored
     with the headers' Content-Encoding; Content-Length is set to match. Secrets are redacted
     as for recorded traffic."""
-    parts = urlsplit(body.request.url)
     try:
+        parts = urlsplit(body.request.url)
         port = parts.port
     except ValueError as e:
         raise InvalidEdit(f"request url {body.request.url!r}: {e}") from e
