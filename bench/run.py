@@ -623,7 +623,7 @@ def parse_args(argv: list[str] | None) -> Config:
                    help="path prefix of the .json and .md results")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, stores)")
     p.add_argument("--wiretape-cmd",
-                   help="command that runs wiretape, e.g. \"python -m bench.lean_master\" "
+                   help="command that runs wiretape, "
                         "(default: the installed wiretape)")
     p.add_argument("--quiet-budget", type=float, default=60.0,
                    help="seconds in all to wait, before points, for other processes' CPU "
