@@ -200,3 +200,20 @@ class Serve:
                 self.proc.wait()
         self._log.close()
         return int(self.proc.returncode)
+
+
+def stored_recordings(url: str, tape: str | None = None) -> list[Any]:
+    """Every recording in the store at `url` (of one tape if given), in id order."""
+    from sqlalchemy import select
+    from wiretape.storage import db
+    from wiretape.storage import models as m
+
+    engine = db.make_engine(url)
+    try:
+        with db.make_sessions(engine)() as s:
+            stmt = select(m.Recording).order_by(m.Recording.id)
+            if tape is not None:
+                stmt = stmt.join(m.Tape).where(m.Tape.name == tape)
+            return list(s.scalars(stmt))
+    finally:
+        engine.dispose()

@@ -11,8 +11,6 @@ import zlib
 
 import brotli
 import httpx
-from sqlalchemy import select
-from wiretape.storage import db
 from wiretape.storage import models as m
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -23,6 +21,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+from tests.helpers import stored_recordings
 from tests.proxy.upstreams import (
     CountingListener,
     Handler,
@@ -38,12 +37,7 @@ LATIN1_BODY = "caf\xe9 cr\xe8me \xff\xfe".encode("latin-1")  # not UTF-8
 
 
 def rows(url: str) -> list[m.Recording]:
-    engine = db.make_engine(url)
-    try:
-        with db.make_sessions(engine)() as s:
-            return list(s.scalars(select(m.Recording).order_by(m.Recording.id)))
-    finally:
-        engine.dispose()
+    return stored_recordings(url)
 
 
 def chunked(h: Handler) -> None:

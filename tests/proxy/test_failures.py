@@ -8,11 +8,9 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import select
-from wiretape.storage import db
 from wiretape.storage import models as m
 
-from tests.helpers import Serve
+from tests.helpers import Serve, stored_recordings
 from tests.proxy.upstreams import (
     Origin,
     RawServer,
@@ -26,12 +24,7 @@ from tests.proxy.upstreams import (
 
 
 def rows(url: str) -> list[m.Recording]:
-    engine = db.make_engine(url)
-    try:
-        with db.make_sessions(engine)() as s:
-            return list(s.scalars(select(m.Recording).order_by(m.Recording.id)))
-    finally:
-        engine.dispose()
+    return stored_recordings(url)
 
 
 def client(proxy: str, timeout: float) -> httpx.Client:

@@ -15,11 +15,9 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
-from wiretape.storage import db
 from wiretape.storage import models as m
 
-from tests.helpers import WIRETAPE_BIN
+from tests.helpers import WIRETAPE_BIN, stored_recordings
 from tests.proxy.upstreams import CountingListener, Origin, refusing_port
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -28,12 +26,7 @@ DOC = {"order": 17, "items": ["ä", "€"], "ok": True}
 
 
 def rows(url: str) -> list[m.Recording]:
-    engine = db.make_engine(url)
-    try:
-        with db.make_sessions(engine)() as s:
-            return list(s.scalars(select(m.Recording).order_by(m.Recording.id)))
-    finally:
-        engine.dispose()
+    return stored_recordings(url)
 
 
 def tls_origin(folder: Path) -> Origin:

@@ -18,21 +18,11 @@ from sqlalchemy import select
 from wiretape.storage import db
 from wiretape.storage import models as m
 
-from tests.helpers import WIRETAPE_BIN, Reply, Seen, wait_for
+from tests.helpers import WIRETAPE_BIN, Reply, Seen, stored_recordings, wait_for
 
 
 def recordings(url: str, tape: str = "default") -> list[m.Recording]:
-    engine = db.make_engine(url)
-    try:
-        with db.make_sessions(engine)() as s:
-            return list(
-                s.scalars(
-                    select(m.Recording).join(m.Tape).where(m.Tape.name == tape)
-                    .order_by(m.Recording.id)
-                )
-            )
-    finally:
-        engine.dispose()
+    return stored_recordings(url, tape)
 
 
 def test_record_then_replay_without_upstream(db_url, upstream, serve):

@@ -7,10 +7,9 @@ import json
 import ssl
 
 import httpx
-from sqlalchemy import select
-from wiretape.storage import db
 from wiretape.storage import models as m
 
+from tests.helpers import stored_recordings
 from tests.proxy.upstreams import (
     CountingListener,
     Origin,
@@ -21,12 +20,7 @@ from tests.proxy.upstreams import (
 
 
 def rows(url: str) -> list[m.Recording]:
-    engine = db.make_engine(url)
-    try:
-        with db.make_sessions(engine)() as s:
-            return list(s.scalars(select(m.Recording).order_by(m.Recording.id)))
-    finally:
-        engine.dispose()
+    return stored_recordings(url)
 
 
 def orders_origin(**kw: object) -> Origin:
