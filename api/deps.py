@@ -26,15 +26,16 @@ def get_sessions(request: Request) -> sessionmaker[Session]:
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error.
 
-    A route that changed what replay serves marks `s.info["changed"]`; the in-process proxy
-    is nudged once the commit has landed (other processes see it by polling). Used with
+    A route that changed what replay serves marks `s.info["changed"]`; once the commit has
+    landed the in-process proxy takes the change in before the response goes out (other
+    processes see it by polling). Used with
     `scope="function"` so the commit lands before the response is sent: a client that reads
     right after a write sees it.
     """
     with get_sessions(request).begin() as s:
         yield s
     if s.info.get("changed"):
-        get_settings(request).notifier.changed()
+        get_settings(request).notifier.changed(wait=5.0)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,6 +114,8 @@ class Wiretape:
         self._nudge: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Lock | None = None
+        self._loop_thread: int | None = None
         # flow.id -> the timer that aborts a forwarded request whose upstream is too slow
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         if notifier is not None:
@@ -207,14 +211,34 @@ class Wiretape:
             self._apply(snap)
 
     async def refresh(self, force: bool = False) -> None:
-        snap = await asyncio.to_thread(self._read, self.rt.loaded, force)
-        if snap is not None:
-            self._apply(snap)
+        # one at a time: a slow read must not apply an older snapshot over a newer one
+        if self._refreshing is None:
+            self._refreshing = asyncio.Lock()
+        async with self._refreshing:
+            snap = await asyncio.to_thread(self._read, self.rt.loaded, force)
+            if snap is not None:
+                self._apply(snap)
 
-    def _on_change(self) -> None:
-        # called from the writer thread or the API's threads
-        if self._loop is not None and self._nudge is not None:
-            self._loop.call_soon_threadsafe(self._nudge.set)
+    def _on_change(self, wait: bool) -> concurrent.futures.Future[object] | None:
+        """Called from the writer thread or the admin API's threads after a commit.
+
+        The writer's nudges are coalesced by the poller. A caller that waits (the admin API)
+        gets a future that completes once the change is applied here, so it answers only
+        after this process serves what it wrote.
+        """
+        loop, nudge = self._loop, self._nudge
+        if loop is None or nudge is None or loop.is_closed():
+            return None
+        if not wait or threading.get_ident() == self._loop_thread:
+            loop.call_soon_threadsafe(nudge.set)
+            return None
+        return asyncio.run_coroutine_threadsafe(self._refresh_logged(), loop)
+
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:
+            log.exception("reading the shared state failed; keeping the last one")
 
     async def _poll(self) -> None:
         assert self._nudge is not None
@@ -222,14 +246,12 @@ class Wiretape:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudge.wait(), timeout=self.config.poll_interval)
             self._nudge.clear()
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("reading the shared state failed; keeping the last one")
+            await self._refresh_logged()
             await asyncio.sleep(0.05)  # coalesce bursts of nudges
 
     def running(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._nudge = asyncio.Event()
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 

@@ -181,7 +181,8 @@ def test_metrics_count_what_the_proxy_did(db_url, upstream, serve):
             c.get(f"{upstream.url}/m")
     wt.api("PUT", "/api/mode", json={"mode": "replay"})
     with wt.client() as c:
-        _eventually(lambda: "wiretape-recording" in c.get(f"{upstream.url}/m").headers)
+        # this process applies the switch before the API answers: no request slips through
+        assert "wiretape-recording" in c.get(f"{upstream.url}/m").headers
         c.get(f"{upstream.url}/missing")
 
     def sample(name, **labels):
