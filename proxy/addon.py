@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 RECORD = "wiretape.record"  # flow.metadata key: (tape, captured_ns) for flows to store
 REPLAYED = "wiretape.replayed"  # flow.metadata key: answered from a recording (for /metrics)
 COUNTED = "wiretape.counted"  # flow.metadata key: already counted for /metrics
+CLOSEST_MEMO_SIZE = 1024  # distinct misses whose closest recordings are kept
 TIMED_OUT = "wiretape.timed_out"  # flow.metadata key: we aborted it, the upstream was too slow
 
 
@@ -115,6 +116,8 @@ class Wiretape:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Lock | None = None
+        # (tape, match key, host) -> closest recordings of a miss; replaced on any change
+        self._closest_memo: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self._loop_thread: int | None = None
         # flow.id -> the timer that aborts a forwarded request whose upstream is too slow
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
@@ -197,6 +200,8 @@ class Wiretape:
                 rt.index = ReplayIndex(snap.entries)
             rt.loaded = (snap.tape, snap.revision)
             log.info("replay index: tape %s, %d recordings", snap.tape, rt.index.size)
+        if snap.entries is not None or (snap.tape, snap.rules) != (rt.tape, rt.rules):
+            self._closest_memo = {}
         if snap.generation != rt.generation:
             rt.index.reset()
             rt.generation = snap.generation
@@ -319,7 +324,8 @@ class Wiretape:
             return
         try:
             req = self.config.redactor.request(flows.request_of(flow))
-            entry = rt.index.next(match_key(req, rt.rules), self.config.sequence)
+            key = match_key(req, rt.rules)
+            entry = rt.index.next(key, self.config.sequence)
         except Exception as e:
             # an addon error would let mitmproxy forward the flow: replay must never reach
             # the network, so answer instead
@@ -336,7 +342,7 @@ class Wiretape:
             flow.metadata[REPLAYED] = True
             log.info("replayed #%d %s %s", entry.id, req.method, req.url)
             return
-        await self._miss(flow, req)
+        await self._miss(flow, req, key)
 
     def _ignored(self, flow: http.HTTPFlow) -> bool:
         if not self.config.ignore_hosts:
@@ -391,7 +397,25 @@ class Wiretape:
         with self.sessions() as s:
             return repo.closest(s, tape, req, rules)
 
-    async def _miss(self, flow: http.HTTPFlow, req: Request) -> None:
+    async def _closest_cached(self, req: Request, key: str) -> list[dict[str, Any]]:
+        """The closest recordings to a miss, computed once per key while the tape and its
+        rules stay as they are: a test suite repeats its misses (retries, polling), and
+        each would otherwise cost queries and a diff against every candidate."""
+        rt = self.rt
+        # explain() reports the host as sent; everything else it reads is in the key
+        cache_key = (rt.tape, key, req.host)
+        cached = self._closest_memo.get(cache_key)
+        if cached is not None:
+            return cached
+        memo = self._closest_memo
+        closest = await asyncio.to_thread(self._closest, rt.tape, req, rt.rules)
+        if memo is self._closest_memo:  # the tape or rules did not change meanwhile
+            if len(memo) >= CLOSEST_MEMO_SIZE:
+                memo.clear()
+            memo[cache_key] = closest
+        return closest
+
+    async def _miss(self, flow: http.HTTPFlow, req: Request, key: str) -> None:
         rt = self.rt
         if rt.on_miss is OnMiss.FORWARD:
             log.info("miss %s %s: forwarded (spy)", req.method, req.url)
@@ -403,7 +427,7 @@ class Wiretape:
             self._arm(flow)
             return
         try:
-            closest = await asyncio.to_thread(self._closest, rt.tape, req, rt.rules)
+            closest = await self._closest_cached(req, key)
         except Exception:
             log.exception("finding the closest recordings failed")
             closest = []

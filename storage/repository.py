@@ -20,7 +20,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from . import models as m
 from .codec import decoded_body
@@ -323,7 +323,11 @@ def closest(
     if tape is None:
         return []
     R = m.Recording
-    base = select(R).where(R.tape_id == tape.id)
+    # only what `explain` reads: the responses (often the bulk of a row) stay in the table
+    base = select(R).options(load_only(
+        R.id, R.url, R.match_key, R.method, R.scheme, R.host, R.port, R.target,
+        R.request_headers, R.request_body, R.http_version,
+    )).where(R.tape_id == tape.id)
     candidates: list[m.Recording] = []
     seen_keys: set[str] = set()
     for stmt in (

@@ -89,6 +89,29 @@ def test_miss_answers_502_with_closest_and_is_journaled(db_url, upstream, serve)
     assert misses[0]["closest"][0]["differences"] == ["query param 'page': '3' != '1'"]
 
 
+def test_a_repeated_miss_follows_the_tape_as_it_changes(db_url, upstream, serve):
+    upstream.route("GET /items", Reply(200, {"ok": True}))
+    rec = serve(db_url)
+    with rec.client() as c:
+        c.get(f"{upstream.url}/items?page=1")
+    rec.stop()
+    upstream.stop()
+    rep = serve(db_url, "--mode", "replay")
+    url = f"{upstream.url}/items?page=3&size=5"
+    with rep.client() as c:
+        first = c.get(url).json()["closest"]
+        assert c.get(url).json()["closest"] == first  # the same miss, the same answer
+        assert first[0]["url"] == f"{upstream.url}/items?page=1"
+        # a closer recording appears: the next identical miss names it
+        rep.api("POST", "/api/recordings", json={
+            "request": {"method": "GET", "url": f"{upstream.url}/items?page=3"},
+            "response": {"status": 200, "body": {"encoding": "text", "content": "p3"}},
+        }).raise_for_status()
+        again = c.get(url).json()["closest"]
+    assert again[0]["url"] == f"{upstream.url}/items?page=3"
+    assert again[0]["differences"] == ["query param 'size' not recorded (sent '5')"]
+
+
 def test_replay_sends_nothing_upstream_even_on_a_miss(sqlite_url, serve):
     # a listening socket that counts connections: replay must never connect to it
     import socket
