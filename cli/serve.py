@@ -23,6 +23,7 @@ from mitmproxy.addons import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.api.app import ApiSettings, create_app
+from wiretape.proxy import dispatch
 from wiretape.proxy.addon import Wiretape
 from wiretape.proxy.certs import ensure_ca
 from wiretape.proxy.writer import Writer
@@ -50,6 +51,10 @@ class ProxyMaster(master.Master):
 
     def __init__(self, opts: options.Options) -> None:
         super().__init__(opts)
+        # mitmproxy 8's `add_log` hook: every log record formatted twice and dispatched to
+        # every addon through the event loop's self-pipe; none of ours listens
+        self._legacy_log_events.uninstall()
+        dispatch.install(self)
         self.addons.add(
             core.Core(),
             proxyserver.Proxyserver(),
