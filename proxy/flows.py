@@ -93,14 +93,18 @@ def exchange_of(
 
 def replayed_response(entry: ReplayEntry) -> http.Response:
     """The recorded response, byte for byte, plus the Wiretape-Recording header."""
-    fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in entry.headers]
-    fields.append((b"Wiretape-Recording", str(entry.id).encode()))
+    fields = entry.wire_headers
+    if fields is None:  # built on the first replay of this recording, then kept
+        fields = entry.wire_headers = (
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in entry.headers),
+            (b"Wiretape-Recording", str(entry.id).encode()),
+        )
     now = time.time()
     return http.Response(
         http_version=entry.http_version.encode("latin-1") or b"HTTP/1.1",
         status_code=entry.status or 502,
         reason=entry.reason.encode("latin-1"),
-        headers=tuple(fields),
+        headers=http.Headers(fields),
         content=entry.body,
         trailers=None,
         timestamp_start=now,

@@ -23,10 +23,15 @@ class ReplayIndex:
         by_key: dict[str, list[ReplayEntry]] = {}
         n = 0
         for e in entries:
-            by_key.setdefault(e.match_key, []).append(e)
+            lst = by_key.get(e.match_key)
+            if lst is None:
+                by_key[e.match_key] = [e]
+            else:
+                lst.append(e)
             n += 1
         for lst in by_key.values():
-            lst.sort(key=lambda e: (e.seq, e.id))
+            if len(lst) > 1:
+                lst.sort(key=_seq_order)
         self._by_key = by_key
         self._positions = positions if positions is not None else {}
         self.size = n
@@ -53,3 +58,7 @@ class ReplayIndex:
 
     def reset(self) -> None:
         self._positions.clear()
+
+
+def _seq_order(e: ReplayEntry) -> tuple[int, int]:
+    return (e.seq, e.id)

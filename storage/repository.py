@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,8 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     String,
+    Text,
+    cast,
     column,
     delete,
     func,
@@ -249,47 +252,74 @@ def get_recording(s: Session, rid: int) -> m.Recording:
     return row
 
 
-@dataclass(frozen=True, slots=True)
 class ReplayEntry:
-    """What replay needs of a recording, loaded once into the in-memory index."""
+    """What replay needs of a recording, loaded once into the in-memory index.
 
-    id: int
-    match_key: str
-    seq: int
-    status: int | None
-    reason: str
-    http_version: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    failure_kind: str | None
-    failure_message: str
-    duration_ms: float
+    The response headers stay as the JSON text the store holds until the entry is first
+    replayed: a tape of 100,000 recordings would otherwise parse 100,000 header lists
+    before the proxy can answer its first request.
+    """
+
+    __slots__ = ("id", "match_key", "seq", "status", "reason", "http_version", "_headers",
+                 "body", "failure_kind", "failure_message", "duration_ms", "wire_headers")
+
+    def __init__(
+        self, id: int, match_key: str, seq: int, status: int | None, reason: str,
+        http_version: str, headers: str | Sequence[Sequence[str]], body: bytes,
+        failure_kind: str | None, failure_message: str, duration_ms: float,
+    ) -> None:
+        self.id = id
+        self.match_key = match_key
+        self.seq = seq
+        self.status = status
+        self.reason = reason
+        self.http_version = http_version
+        self._headers = headers  # JSON text, or already the pairs
+        self.body = body
+        self.failure_kind = failure_kind
+        self.failure_message = failure_message
+        self.duration_ms = duration_ms
+        # the proxy's encoded form of the headers, kept once it has been built
+        self.wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        h = self._headers
+        if not isinstance(h, tuple):
+            pairs = json.loads(h) if isinstance(h, str) else h
+            h = self._headers = tuple((str(k), str(v)) for k, v in pairs or ())
+        return h
+
+    def __repr__(self) -> str:
+        return f"ReplayEntry(id={self.id}, match_key={self.match_key!r}, seq={self.seq})"
 
 
 def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
-    R = m.Recording
+    """Every recording of a tape as replay needs it, grouped by key in capture order.
+
+    A Core query on the session's connection: no ORM row processing, and the header JSON
+    comes back as text (decoded lazily, see ReplayEntry) on SQLite and PostgreSQL alike.
+    """
+    tape = get_tape(s, tape_name)
+    if tape is None:
+        return []
+    c = m.Recording.__table__.c
     stmt = (
         select(
-            R.id, R.match_key, R.seq, R.status, R.reason, R.response_http_version,
-            R.response_headers, R.response_body, R.failure_kind, R.failure_message,
-            R.duration_ms,
+            c.id, c.match_key, c.seq, c.status, c.reason, c.response_http_version,
+            cast(c.response_headers, Text), c.response_body, c.failure_kind,
+            c.failure_message, c.duration_ms,
         )
-        .join(m.Tape, m.Tape.id == R.tape_id)
-        .where(m.Tape.name == tape_name)
-        .order_by(R.match_key, R.captured_ns, R.id)
+        .where(c.tape_id == tape.id)
+        .order_by(c.match_key, c.captured_ns, c.id)
     )
-    out = []
-    for row in s.execute(stmt):
-        out.append(
-            ReplayEntry(
-                id=row[0], match_key=row[1], seq=row[2], status=row[3], reason=row[4] or "",
-                http_version=row[5] or "HTTP/1.1",
-                headers=tuple((str(k), str(v)) for k, v in row[6]),
-                body=row[7] or b"", failure_kind=row[8], failure_message=row[9] or "",
-                duration_ms=row[10] or 0.0,
-            )
-        )
-    return out
+    entry = ReplayEntry
+    return [
+        entry(rid, key, seq, status, reason or "", version or "HTTP/1.1", headers or "[]",
+              body or b"", fkind, fmsg or "", duration or 0.0)
+        for rid, key, seq, status, reason, version, headers, body, fkind, fmsg, duration
+        in s.connection().execute(stmt)
+    ]
 
 
 def recompute_keys(s: Session, tape_name: str) -> int:
