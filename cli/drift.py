@@ -30,7 +30,7 @@ def _store(url: str) -> Any:
         url = db.check_url(url)
     except db.InvalidDatabaseURL as e:
         raise UserError(str(e)) from e
-    db.upgrade(url)
+    db.ensure_current(url)
     return db.make_engine(url)
 
 

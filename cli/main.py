@@ -129,6 +129,9 @@ def serve(**kw: Any) -> None:
     except ValueError as e:
         raise UserError(str(e)) from e
     setup_logging(settings.log_level)
+    from wiretape.proxy.dispatch import skip_default_addons_import
+
+    skip_default_addons_import()
     from . import serve as serve_mod
 
     try:
@@ -201,7 +204,7 @@ def _store(url: str) -> Any:
     """An engine on the store, migrated first (like `serve`, these commands bring the schema
     up to date, so they work on a new database file)."""
     url = _url(url)
-    db.upgrade(url)
+    db.ensure_current(url)
     return db.make_engine(url)
 
 

@@ -78,7 +78,7 @@ class _ApiServer(uvicorn.Server):
 
 def prepare_store(settings: ServeSettings) -> None:
     """Migrate, then publish this process's mode, tape and rules to the shared state."""
-    db.upgrade(settings.db)
+    db.ensure_current(settings.db)
     engine = db.make_engine(settings.db)
     try:
         with db.make_sessions(engine).begin() as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import logging
 import re
 import threading
@@ -21,7 +22,7 @@ from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Request, Sequen
 from wiretape.storage.matching import MatchRules, match_key
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
-from wiretape.storage.replay import ReplayIndex
+from wiretape.storage.replay import ReplayIndex, gc_paused
 
 from . import flows
 from .writer import Writer
@@ -101,7 +102,7 @@ class _Snapshot:
     generation: int
     rules: MatchRules
     revision: int
-    entries: list[repo.ReplayEntry] | None  # None: index unchanged
+    index: ReplayIndex | None  # None: index unchanged
 
 
 class Wiretape:
@@ -178,9 +179,12 @@ class Wiretape:
             tape = repo.get_tape(s, state.tape)
             revision = tape.revision if tape else -1
             mode = Mode(state.mode)
-            entries = None
+            index = None
             if mode is Mode.REPLAY and (force or loaded != (state.tape, revision)):
-                entries = repo.replay_entries(s, state.tape)
+                # off the event loop, the collector paused: a big tape is 100,000s of
+                # objects, and a collection pass per few hundred of them doubled the load
+                with gc_paused():
+                    index = ReplayIndex(repo.replay_entries(s, state.tape))
             return _Snapshot(
                 mode=mode,
                 tape=state.tape,
@@ -188,19 +192,18 @@ class Wiretape:
                 generation=state.replay_generation,
                 rules=MatchRules.from_dict(tape.matching if tape else None),
                 revision=revision,
-                entries=entries,
+                index=index,
             )
 
     def _apply(self, snap: _Snapshot) -> None:
         rt = self.rt
-        if snap.entries is not None:
+        if snap.index is not None:
             if rt.loaded is not None and rt.loaded[0] == snap.tape:
-                rt.index = rt.index.with_entries(snap.entries)  # keep sequence positions
-            else:
-                rt.index = ReplayIndex(snap.entries)
+                snap.index.keep_positions(rt.index)  # sequences go on where they were
+            rt.index = snap.index
             rt.loaded = (snap.tape, snap.revision)
             log.info("replay index: tape %s, %d recordings", snap.tape, rt.index.size)
-        if snap.entries is not None or (snap.tape, snap.rules) != (rt.tape, rt.rules):
+        if snap.index is not None or (snap.tape, snap.rules) != (rt.tape, rt.rules):
             self._closest_memo = {}
         if snap.generation != rt.generation:
             rt.index.reset()
@@ -214,6 +217,9 @@ class Wiretape:
         snap = self._read(None, force=True)
         if snap is not None:
             self._apply(snap)
+        # what is alive now (modules, the index) lives as long as the process: keep it out
+        # of the collector's passes (reference counting still frees a replaced index)
+        gc.freeze()
 
     async def refresh(self, force: bool = False) -> None:
         # one at a time: a slow read must not apply an older snapshot over a newer one

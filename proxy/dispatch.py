@@ -11,8 +11,10 @@ its hook methods at run time would not be seen (none of the addons `serve` loads
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import logging
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -104,3 +106,24 @@ def install(master: Any) -> CachedAddonManager:
     master.options.changed.disconnect(old._configure_all)
     master.addons = CachedAddonManager(master)
     return master.addons
+
+
+def skip_default_addons_import() -> None:
+    """Make `mitmproxy.addons` importable without running its `__init__`.
+
+    That `__init__` imports every default addon (flask for onboarding, pyparsing for flow
+    filters, the script loader...) to offer `default_addons()`, which wiretape never calls:
+    `mitmproxy.master` pulls it in for one submodule, and it was a tenth of `serve`'s
+    start-up. The package's submodules still import normally. Call before anything imports
+    mitmproxy.master, and only in a process that will not need `default_addons()`.
+    """
+    if "mitmproxy.addons" in sys.modules:
+        return
+    import mitmproxy
+
+    spec = importlib.util.find_spec("mitmproxy.addons")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)  # not executed: no __init__ imports
+    sys.modules["mitmproxy.addons"] = package
+    mitmproxy.addons = package

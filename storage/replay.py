@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import gc
+from collections.abc import Iterable, Iterator
 
 from .exchange import SequencePolicy
 from .repository import ReplayEntry
@@ -39,6 +41,10 @@ class ReplayIndex:
     def with_entries(self, entries: Iterable[ReplayEntry]) -> ReplayIndex:
         return ReplayIndex(entries, self._positions)
 
+    def keep_positions(self, previous: ReplayIndex) -> None:
+        """Go on from where `previous` (the same tape, before a change) had got to."""
+        self._positions = previous._positions
+
     def next(self, key: str, policy: SequencePolicy) -> ReplayEntry | None:
         lst = self._by_key.get(key)
         if not lst:
@@ -62,3 +68,15 @@ class ReplayIndex:
 
 def _seq_order(e: ReplayEntry) -> tuple[int, int]:
     return (e.seq, e.id)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (for building large acyclic structures)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

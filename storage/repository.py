@@ -295,7 +295,7 @@ class ReplayEntry:
 
 
 def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
-    """Every recording of a tape as replay needs it, grouped by key in capture order.
+    """Every recording of a tape as replay needs it.
 
     A Core query on the session's connection: no ORM row processing, and the header JSON
     comes back as text (decoded lazily, see ReplayEntry) on SQLite and PostgreSQL alike.
@@ -311,15 +311,9 @@ def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
             c.failure_message, c.duration_ms,
         )
         .where(c.tape_id == tape.id)
-        .order_by(c.match_key, c.captured_ns, c.id)
-    )
-    entry = ReplayEntry
-    return [
-        entry(rid, key, seq, status, reason or "", version or "HTTP/1.1", headers or "[]",
-              body or b"", fkind, fmsg or "", duration or 0.0)
-        for rid, key, seq, status, reason, version, headers, body, fkind, fmsg, duration
-        in s.connection().execute(stmt)
-    ]
+    )  # unordered: ReplayIndex puts each key's recordings in seq order
+    entry = ReplayEntry  # every column but status and failure_kind is NOT NULL
+    return [entry(*row) for row in s.connection().execute(stmt)]
 
 
 def recompute_keys(s: Session, tape_name: str) -> int:

@@ -34,6 +34,23 @@ def test_single_head_revision(alembic_runner) -> None:  # noqa: F811
     builtin.test_single_head_revision(alembic_runner)
 
 
+def test_head_revision_constant_is_alembics_head(alembic_runner) -> None:  # noqa: F811
+    # serve skips alembic when the store is at db.HEAD_REVISION: it must be the real head
+    assert alembic_runner.heads == [db.HEAD_REVISION]
+
+
+def test_ensure_current_upgrades_only_when_behind(new_db_url: Callable[[], str]) -> None:
+    url = new_db_url()
+    assert db.stored_revision(url) is None
+    db.ensure_current(url)
+    assert db.stored_revision(url) == db.HEAD_REVISION == db.current_revision(url)
+    db.downgrade(url, "0002")
+    assert db.stored_revision(url) == "0002"
+    db.ensure_current(url)  # behind: upgraded
+    assert db.stored_revision(url) == db.HEAD_REVISION
+    db.ensure_current(url)  # current: nothing to do, nothing breaks
+
+
 def test_upgrade(alembic_runner) -> None:  # noqa: F811
     builtin.test_upgrade(alembic_runner)
 
