@@ -19,9 +19,7 @@ class ReplayIndex:
 
     __slots__ = ("_by_key", "_positions", "size")
 
-    def __init__(
-        self, entries: Iterable[ReplayEntry] = (), positions: dict[str, int] | None = None
-    ) -> None:
+    def __init__(self, entries: Iterable[ReplayEntry] = ()) -> None:
         by_key: dict[str, list[ReplayEntry]] = {}
         n = 0
         for e in entries:
@@ -35,11 +33,8 @@ class ReplayIndex:
             if len(lst) > 1:
                 lst.sort(key=_seq_order)
         self._by_key = by_key
-        self._positions = positions if positions is not None else {}
+        self._positions: dict[str, int] = {}
         self.size = n
-
-    def with_entries(self, entries: Iterable[ReplayEntry]) -> ReplayIndex:
-        return ReplayIndex(entries, self._positions)
 
     def keep_positions(self, previous: ReplayIndex) -> None:
         """Go on from where `previous` (the same tape, before a change) had got to."""

@@ -76,6 +76,7 @@ def test_replay_index_sequence_policies():
         assert idx.next("k", policy).id == 0  # type: ignore[union-attr]
     idx = ReplayIndex(entries)
     idx.next("k", SequencePolicy.REPEAT_LAST)
-    rebuilt = idx.with_entries(entries)  # positions survive a rebuild
+    rebuilt = ReplayIndex(entries)
+    rebuilt.keep_positions(idx)  # positions survive a rebuild
     assert rebuilt.next("k", SequencePolicy.REPEAT_LAST).id == 1  # type: ignore[union-attr]
     assert idx.next("missing", SequencePolicy.REPEAT_LAST) is None
