@@ -252,6 +252,7 @@ def get_recording(s: Session, rid: int) -> m.Recording:
     return row
 
 
+@dataclass(slots=True, eq=False)
 class ReplayEntry:
     """What replay needs of a recording, loaded once into the in-memory index.
 
@@ -260,38 +261,27 @@ class ReplayEntry:
     before the proxy can answer its first request.
     """
 
-    __slots__ = ("id", "match_key", "seq", "status", "reason", "http_version", "_headers",
-                 "body", "failure_kind", "failure_message", "duration_ms", "wire_headers")
-
-    def __init__(
-        self, id: int, match_key: str, seq: int, status: int | None, reason: str,
-        http_version: str, headers: str | Sequence[Sequence[str]], body: bytes,
-        failure_kind: str | None, failure_message: str, duration_ms: float,
-    ) -> None:
-        self.id = id
-        self.match_key = match_key
-        self.seq = seq
-        self.status = status
-        self.reason = reason
-        self.http_version = http_version
-        self._headers = headers  # JSON text, or already the pairs
-        self.body = body
-        self.failure_kind = failure_kind
-        self.failure_message = failure_message
-        self.duration_ms = duration_ms
-        # the proxy's encoded form of the headers, kept once it has been built
-        self.wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
+    id: int
+    match_key: str
+    seq: int
+    status: int | None
+    reason: str
+    http_version: str
+    raw_headers: str | Sequence[Sequence[str]]  # JSON text, or already the pairs
+    body: bytes
+    failure_kind: str | None
+    failure_message: str
+    duration_ms: float
+    # the proxy's encoded form of the headers, kept once it has been built
+    wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
-        h = self._headers
+        h = self.raw_headers
         if not isinstance(h, tuple):
             pairs = json.loads(h) if isinstance(h, str) else h
-            h = self._headers = tuple((str(k), str(v)) for k, v in pairs or ())
+            h = self.raw_headers = tuple((str(k), str(v)) for k, v in pairs or ())
         return h
-
-    def __repr__(self) -> str:
-        return f"ReplayEntry(id={self.id}, match_key={self.match_key!r}, seq={self.seq})"
 
 
 def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
