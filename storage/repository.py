@@ -210,14 +210,25 @@ def add_exchanges(
     touch_tape(s, tape.id)  # the per-tape write lock (see touch_tape)
     rules = rules if rules is not None else MatchRules.from_dict(tape.matching)
     keys = [match_key(ex.request, rules) for ex in exchanges]
-    existing: dict[str, list[tuple[int, int]]] = {}  # key -> [(captured_ns, id)]
+    # Recordings captured no later than the batch's first capture precede all of it: only
+    # their number per key matters (counted on the tape/key/captured_ns index). Later ones
+    # (rare: another process, or a late write) are read to place the batch among them.
+    # A key recorded thousands of times thus costs a count, not thousands of rows.
+    first_ns = min(ex.captured_ns for ex in exchanges)
+    before: dict[str, int] = {}
+    existing: dict[str, list[tuple[int, int]]] = {}  # key -> [(captured_ns, id)] after first_ns
+    R = m.Recording
     unique = sorted(set(keys))
     for i in range(0, len(unique), 500):
         chunk = unique[i : i + 500]
+        of_chunk = (R.tape_id == tape.id, R.match_key.in_(chunk))
+        for key, n in s.execute(
+            select(R.match_key, func.count()).where(*of_chunk, R.captured_ns <= first_ns)
+            .group_by(R.match_key)
+        ):
+            before[key] = n
         for key, cns, rid in s.execute(
-            select(m.Recording.match_key, m.Recording.captured_ns, m.Recording.id).where(
-                m.Recording.tape_id == tape.id, m.Recording.match_key.in_(chunk)
-            )
+            select(R.match_key, R.captured_ns, R.id).where(*of_chunk, R.captured_ns > first_ns)
         ):
             existing.setdefault(key, []).append((cns, rid))
     order = sorted(range(len(exchanges)), key=lambda i: exchanges[i].captured_ns)
@@ -226,7 +237,7 @@ def add_exchanges(
     for i in order:
         ex, key = exchanges[i], keys[i]
         prior = existing.setdefault(key, [])
-        seq = sum(1 for cns, _ in prior if cns <= ex.captured_ns)
+        seq = before.get(key, 0) + sum(1 for cns, _ in prior if cns <= ex.captured_ns)
         for cns, rid in prior:
             if cns > ex.captured_ns and rid > 0:
                 shift[rid] = shift.get(rid, 0) + 1

@@ -38,6 +38,32 @@ def test_seq_follows_capture_order_when_writes_land_out_of_order(db_url):
     assert seqs(db_url, "t") == [(0, b"a"), (1, b"b"), (2, b"c"), (3, b"d")]
 
 
+def test_seq_is_capture_rank_per_key_whatever_the_batches(db_url):
+    # unique capture times over three keys, written in random batches in random order: each
+    # key's seq must end up as the rank of its capture time (earlier recordings of a key
+    # are counted, later ones read and shifted)
+    import random
+
+    rnd = random.Random(7)
+    times = rnd.sample(range(1, 10_000), 90)
+    exchanges = [make_exchange(ns, target=f"/k{ns % 3}", body=str(ns).encode()) for ns in times]
+    engine = db.make_engine(db_url)
+    sessions = db.make_sessions(engine)
+    i = 0
+    while i < len(exchanges):
+        n = rnd.randint(1, 12)
+        with sessions.begin() as s:
+            repo.add_exchanges(s, "ranks", exchanges[i : i + n])
+        i += n
+    engine.dispose()
+    got = seqs(db_url, "ranks")
+    by_key: dict[int, list[tuple[int, int]]] = {}
+    for seq, body in got:
+        by_key.setdefault(int(body) % 3, []).append((int(body), seq))
+    for pairs in by_key.values():
+        assert [seq for _, seq in sorted(pairs)] == list(range(len(pairs)))
+
+
 def _writer(url: str, offset: int) -> None:
     engine = db.make_engine(url)
     sessions = db.make_sessions(engine)
