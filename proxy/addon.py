@@ -82,10 +82,11 @@ class ProxyConfig:
 
 
 def reload_pause(load_seconds: float) -> float:
-    """Seconds the poller rests after a refresh: long enough to coalesce a burst of nudges,
-    and after loading a replay index twice what the load took (at most 1 s). A big tape
-    that keeps growing (`--on-miss record` on 100,000 recordings: about 0.5 s a load) then
-    spends at most a third of the proxy's core reloading, and changes still show within 2 s.
+    """Seconds the poller rests after a refresh before a nudge may wake it: long enough to
+    coalesce a burst of nudges, and after loading a replay index twice what the load took
+    (at most 1 s). A big tape that keeps growing (`--on-miss record` on 100,000 recordings:
+    about 0.5 s a load) then spends at most a third of the proxy's core reloading; the
+    state is still read every poll interval.
     """
     return max(0.05, min(2 * load_seconds, 1.0))
 
@@ -269,11 +270,16 @@ class Wiretape:
 
     async def _poll(self) -> None:
         assert self._nudge is not None
+        pause = 0.0
         while True:
+            # the rest after a refresh counts towards the poll interval: unnudged, the
+            # state is still read every poll interval; nudged, no sooner than `pause`
+            await asyncio.sleep(pause)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._nudge.wait(), timeout=self.config.poll_interval)
+                await asyncio.wait_for(self._nudge.wait(),
+                                       timeout=max(0.0, self.config.poll_interval - pause))
             self._nudge.clear()
-            await asyncio.sleep(reload_pause(await self._refresh_logged()))
+            pause = reload_pause(await self._refresh_logged())
 
     def running(self) -> None:
         self._loop = asyncio.get_running_loop()
