@@ -288,11 +288,10 @@ class ReplayEntry:
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
+        """Decoded on each call: the proxy keeps only the encoded form (`wire_headers`)."""
         h = self.raw_headers
-        if not isinstance(h, tuple):
-            pairs = json.loads(h) if isinstance(h, str) else h
-            h = self.raw_headers = tuple((str(k), str(v)) for k, v in pairs or ())
-        return h
+        pairs = json.loads(h) if isinstance(h, str) else h
+        return tuple((str(k), str(v)) for k, v in pairs or ())
 
 
 def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
