@@ -128,6 +128,10 @@ class Wiretape:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Lock | None = None
+        # refresh() calls so far, and how many of them the last applied read began after:
+        # concurrent admin API writes share one read (and index load) instead of queueing
+        self._asked = 0
+        self._served = 0
         # (tape, match key, host) -> closest recordings of a miss; replaced on any change
         self._closest_memo: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self._loop_thread: int | None = None
@@ -239,8 +243,14 @@ class Wiretape:
         # one at a time: a slow read must not apply an older snapshot over a newer one
         if self._refreshing is None:
             self._refreshing = asyncio.Lock()
+        self._asked += 1
+        ticket = self._asked
         async with self._refreshing:
+            if not force and self._served >= ticket:
+                return 0.0  # a read that began after this call has been applied meanwhile
+            began = self._asked  # callers queued behind us are served by this read too
             snap = await asyncio.to_thread(self._read, self.rt.loaded, force)
+            self._served = began
             if snap is None:
                 return 0.0
             self._apply(snap)
