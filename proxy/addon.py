@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 RECORD = "wiretape.record"  # flow.metadata key: (tape, captured_ns) for flows to store
 REPLAYED = "wiretape.replayed"  # flow.metadata key: answered from a recording (for /metrics)
 COUNTED = "wiretape.counted"  # flow.metadata key: already counted for /metrics
-CLOSEST_MEMO_SIZE = 1024  # distinct misses whose closest recordings are kept
 TIMED_OUT = "wiretape.timed_out"  # flow.metadata key: we aborted it, the upstream was too slow
+CLOSEST_MEMO_SIZE = 1024  # distinct misses whose closest recordings are kept
 
 
 class InvalidLatency(ValueError):
