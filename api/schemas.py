@@ -46,6 +46,8 @@ class Health(BaseModel):
     mode: str
     tape: str
     version: str
+    proxy: str | None = Field(None, description="HOST:PORT the proxy listens on (as bound)")
+    admin: str | None = Field(None, description="HOST:PORT the admin API listens on (as bound)")
 
 
 class ModeState(BaseModel):

@@ -19,3 +19,7 @@ class ApiSettings:
     metrics_source: Callable[[], dict[str, float]] | None = None
     # what is secret: applied to hand-written recordings, edits and HAR imports too
     redactor: Redactor = field(default_factory=Redactor)
+    # the addresses `serve` really listens on (port 0 in --listen/--admin picks a free one),
+    # reported by /api/health so that harnesses need not race for a port
+    proxy_address: str | None = None
+    admin_address: str | None = None

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from wiretape.storage import db
+from wiretape.storage.errors import WiretapeError
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 
 from .settings import (
@@ -136,7 +137,7 @@ def serve(**kw: Any) -> None:
 
     try:
         code = serve_mod.run(settings)
-    except (SettingsError, db.InvalidDatabaseURL) as e:
+    except (SettingsError, db.InvalidDatabaseURL, WiretapeError) as e:
         raise UserError(str(e)) from e
     sys.exit(code)
 

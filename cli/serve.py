@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Generator
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from mitmproxy.addons import (
     tlsconfig,
     update_alt_svc,
 )
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.api.app import ApiSettings, create_app
 from wiretape.proxy import dispatch
@@ -30,12 +34,13 @@ from wiretape.proxy.writer import Writer
 from wiretape.storage import db, har
 from wiretape.storage import repository as repo
 from wiretape.storage.audit import AuditOptions, AuditRunner, audit_every
+from wiretape.storage.errors import Unavailable
 from wiretape.storage.exchange import Mode
 from wiretape.storage.matching import MatchRules
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
 
-from .settings import ServeSettings, SettingsError
+from .settings import Address, ServeSettings, SettingsError
 
 log = logging.getLogger("wiretape.serve")
 
@@ -81,30 +86,36 @@ def prepare_store(settings: ServeSettings) -> None:
     db.ensure_current(settings.db)
     engine = db.make_engine(settings.db)
     try:
-        with db.make_sessions(engine).begin() as s:
-            repo.init_state(s, settings.mode, settings.tape, settings.on_miss)
-            tape = repo.ensure_tape(s, settings.tape)
-            if settings.has_matching_flags:
-                try:
-                    rules = MatchRules.create(
-                        ignore_query=settings.ignore_query,
-                        ignore_body_paths=settings.ignore_body_paths,
-                        match_headers=settings.match_headers,
-                        ignore_host=settings.match_ignore_host,
-                    )
-                except ValueError as e:
-                    raise SettingsError(str(e)) from e
-                if rules.to_dict() != MatchRules.from_dict(tape.matching).to_dict():
-                    tape.matching = rules.to_dict()
-                    s.flush()
-                    repo.recompute_keys(s, settings.tape)
-            if settings.overwrite and settings.mode is Mode.RECORD:
-                n = repo.empty_tape(s, settings.tape)
-                log.info("--overwrite: emptied tape %s (%d recordings)", settings.tape, n)
-            if settings.tape_file is not None:
-                load_tape_file(s, settings)
+        _publish(engine, settings)
+    except DBAPIError as e:  # e.g. a read-only SQLite file already at the newest schema
+        raise Unavailable(db.unavailable_message(settings.db, e)) from e
     finally:
         engine.dispose()
+
+
+def _publish(engine: Engine, settings: ServeSettings) -> None:
+    with db.make_sessions(engine).begin() as s:
+        repo.init_state(s, settings.mode, settings.tape, settings.on_miss)
+        tape = repo.ensure_tape(s, settings.tape)
+        if settings.has_matching_flags:
+            try:
+                rules = MatchRules.create(
+                    ignore_query=settings.ignore_query,
+                    ignore_body_paths=settings.ignore_body_paths,
+                    match_headers=settings.match_headers,
+                    ignore_host=settings.match_ignore_host,
+                )
+            except ValueError as e:
+                raise SettingsError(str(e)) from e
+            if rules.to_dict() != MatchRules.from_dict(tape.matching).to_dict():
+                tape.matching = rules.to_dict()
+                s.flush()
+                repo.recompute_keys(s, settings.tape)
+        if settings.overwrite and settings.mode is Mode.RECORD:
+            n = repo.empty_tape(s, settings.tape)
+            log.info("--overwrite: emptied tape %s (%d recordings)", settings.tape, n)
+        if settings.tape_file is not None:
+            load_tape_file(s, settings)
 
 
 def load_tape_file(s: Session, settings: ServeSettings) -> None:
@@ -147,7 +158,61 @@ def mitm_options(settings: ServeSettings) -> dict[str, object]:
     )
 
 
-async def _serve(settings: ServeSettings) -> int:
+def _reason(e: OSError) -> str:
+    text = e.strerror or str(e)
+    return text[:1].lower() + text[1:]
+
+
+def _bound_socket(address: Address, flag: str) -> socket.socket:
+    """A TCP socket bound to `address` (port 0: a free one), or Unavailable in one line."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # as uvicorn and asyncio do: a port in TIME_WAIT from a previous run is free
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address.host, address.port))
+    except OSError as e:
+        sock.close()
+        raise Unavailable(f"cannot listen on {address} ({flag}): {_reason(e)}") from e
+    return sock
+
+
+def bound_address(sock: socket.socket) -> Address:
+    host, port = sock.getsockname()[:2]
+    return Address(str(host), int(port))
+
+
+class _DropErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+async def start_proxy_servers(master: ProxyMaster, address: Address) -> Address:
+    """Open the proxy's listening socket(s) before `master.run()` does, so that a port in
+    use is one line and exit 2 rather than mitmproxy's error check exiting with 1 and every
+    task's CancelledError; and so that the port really bound (for port 0) is known."""
+    ps = master.addons.get("proxyserver")
+    quiet = _DropErrors()  # mitmproxy logs the failure itself; ours says it once, with the flag
+    proxy_log = logging.getLogger("mitmproxy.addons.proxyserver")
+    proxy_log.addFilter(quiet)
+    try:
+        ok = await ps.setup_servers()
+    finally:
+        proxy_log.removeFilter(quiet)
+    if not ok:
+        failures = [s.last_exception for s in ps.servers if s.last_exception is not None]
+        cause = failures[0] if failures else None
+        if isinstance(cause, OSError) and cause.errno is not None:
+            # mitmproxy's message repeats the address; the errno's text is what is new
+            why = _reason(OSError(cause.errno, os.strerror(cause.errno)))
+        else:
+            why = str(cause or "unknown error")
+        raise Unavailable(f"cannot listen on {address} (--listen): {why}")
+    host, port = ps.listen_addrs()[0][:2]
+    return Address(str(host), int(port))
+
+
+async def _serve(settings: ServeSettings, admin_sock: socket.socket) -> int:
     engine = db.make_engine(settings.db)
     sessions = db.make_sessions(engine)
     notifier = Notifier()
@@ -174,6 +239,9 @@ async def _serve(settings: ServeSettings) -> int:
     except exceptions.OptionsError as e:
         raise SettingsError(str(e)) from e
     await asyncio.to_thread(addon.prepare)
+    # listen only once the replay index is loaded: no request is answered from a half state
+    proxy_address = await start_proxy_servers(master, settings.listen)
+    admin_address = bound_address(admin_sock)
     writer.start()
 
     api = create_app(
@@ -185,6 +253,8 @@ async def _serve(settings: ServeSettings) -> int:
             metrics_source=lambda: {"write_queue_depth": writer.depth,
                                     "recordings_written": writer.written},
             redactor=redactor,
+            proxy_address=str(proxy_address),
+            admin_address=str(admin_address),
         )
     )
     server = _ApiServer(
@@ -200,12 +270,14 @@ async def _serve(settings: ServeSettings) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     proxy_task = asyncio.create_task(master.run(), name="proxy")
-    api_task = asyncio.create_task(server.serve(), name="admin-api")
+    api_task = asyncio.create_task(server.serve(sockets=[admin_sock]), name="admin-api")
     audits = _AuditSchedule(settings, sessions, redactor)
     stop_task = asyncio.create_task(stop.wait(), name="stop")
+    # harnesses that pass port 0 read the real ports from this line (format documented in
+    # the README) or from GET /api/health
     log.info(
         "wiretape %s: proxy on %s, admin API on http://%s, tape %s, store %s",
-        settings.mode, settings.listen, settings.admin, settings.tape,
+        settings.mode, proxy_address, admin_address, settings.tape,
         engine.url.render_as_string(hide_password=True),
     )
     done, _ = await asyncio.wait(
@@ -260,6 +332,17 @@ class _AuditSchedule:
         await asyncio.to_thread(self.runner.stop)
 
 
+def _check_free(address: Address, flag: str) -> None:
+    """Fail before migrating and loading tapes if a fixed port is taken (port 0 never is)."""
+    if address.port != 0:
+        _bound_socket(address, flag).close()
+
+
 def run(settings: ServeSettings) -> int:
-    prepare_store(settings)
-    return asyncio.run(_serve(settings))
+    admin_sock = _bound_socket(settings.admin, "--admin")
+    try:
+        _check_free(settings.listen, "--listen")
+        prepare_store(settings)
+        return asyncio.run(_serve(settings, admin_sock))
+    finally:
+        admin_sock.close()

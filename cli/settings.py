@@ -39,8 +39,8 @@ def parse_address(flag: str, value: str) -> Address:
         raise SettingsError(f"{flag} {value!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
     host = host.strip("[]") or "0.0.0.0"
     port = int(port_s)
-    if not 0 < port < 65536:
-        raise SettingsError(f"{flag} port {port} must be between 1 and 65535")
+    if not 0 <= port < 65536:
+        raise SettingsError(f"{flag} port {port} must be between 0 (any free port) and 65535")
     return Address(host, port)
 
 

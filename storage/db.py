@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .errors import Unavailable
+
 
 class InvalidDatabaseURL(ValueError):
     """The --db value is not a usable SQLAlchemy URL."""
@@ -91,9 +93,36 @@ def stored_revision(url: str) -> str | None:
 
 
 def ensure_current(url: str) -> None:
-    """Upgrade the store to the newest schema unless it is there already."""
-    if stored_revision(check_url(url)) != HEAD_REVISION:
-        upgrade(url)
+    """Upgrade the store to the newest schema unless it is there already.
+
+    A store that cannot be opened or written is Unavailable, said in one line: which file or
+    server, and why. There is no retry at start: a process manager or a container health
+    check (docker/compose.yaml waits for PostgreSQL to be healthy) restarts wiretape.
+    """
+    url = check_url(url)
+    try:
+        if stored_revision(url) != HEAD_REVISION:
+            upgrade(url)
+    except DBAPIError as e:
+        raise Unavailable(unavailable_message(url, e)) from e
+    except OSError as e:  # the SQLite file's folder could not be made
+        why = "a file is in the way" if isinstance(e, FileExistsError) else e.strerror or e
+        raise Unavailable(f"cannot create the folder {e.filename} for the SQLite "
+                          f"database: {why}") from e
+
+
+def unavailable_message(url: str, e: DBAPIError) -> str:
+    """What went wrong opening a store, in one line, without the password."""
+    u = make_url(url)
+    reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+    if u.get_backend_name() == "sqlite":
+        hint = ""
+        if "readonly" in reason or "unable to open" in reason:
+            hint = " (is the file and its folder writable by this user?)"
+        return f"cannot use the SQLite database {u.database}: {reason}{hint}"
+    where = f"{u.host or 'localhost'}:{u.port or 5432}"
+    return (f"cannot use the PostgreSQL database {u.database} at {where}: {reason}; "
+            "not retrying (start the database first)")
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -131,20 +132,27 @@ class Upstream:
 
 # -- a real `wiretape serve` --------------------------------------------------------------
 
+# the start-up line `serve` logs with the addresses it really bound (README: port 0)
+LISTENING = re.compile(r"proxy on (?P<proxy>\S+):(?P<pport>\d+), admin API on "
+                       r"http://(?P<admin>\S+):(?P<aport>\d+),")
+
+
 class Serve:
-    """`wiretape serve` as a user runs it, in a subprocess, on free ports."""
+    """`wiretape serve` as a user runs it, in a subprocess, on ports it picks itself
+    (`--listen 127.0.0.1:0`): no other test can take them between choosing and binding.
+    The ports are known once `ready()` has read them from the start-up log line."""
 
     def __init__(self, db_url: str, *args: str, workdir: Path | None = None,
-                 env: dict[str, str] | None = None, confdir: Path | None = None) -> None:
-        self.proxy_port = free_port()
-        self.admin_port = free_port()
+                 env: dict[str, str] | None = None, confdir: Path | None = None,
+                 listen: str = "127.0.0.1:0", admin: str = "127.0.0.1:0") -> None:
+        self.proxy_port = 0
+        self.admin_port = 0
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="wiretape-test-"))
         self.confdir = confdir or self.workdir / "conf"
-        self.log_path = self.workdir / f"serve-{self.proxy_port}.log"
+        self.log_path = Path(tempfile.mkstemp(prefix="serve-", suffix=".log",
+                                              dir=self.workdir)[1])
         self.args = [
-            *WIRETAPE, "serve", "--db", db_url,
-            "--listen", f"127.0.0.1:{self.proxy_port}",
-            "--admin", f"127.0.0.1:{self.admin_port}",
+            *WIRETAPE, "serve", "--db", db_url, "--listen", listen, "--admin", admin,
             "--confdir", str(self.confdir), *args,
         ]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
@@ -171,6 +179,11 @@ class Serve:
         def up() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"wiretape serve exited early:\n{self.log()}")
+            if not self.admin_port:
+                found = LISTENING.search(self.log())
+                if found is None:
+                    return False
+                self.proxy_port, self.admin_port = int(found["pport"]), int(found["aport"])
             if not port_open(self.proxy_port):
                 return False
             try:

@@ -24,14 +24,17 @@ metrics_router = APIRouter(tags=["system"])  # at /metrics, where Prometheus loo
 
 
 @public.get("/health", response_model=schemas.Health, summary="Is wiretape up")
-def health(s: SessionDep) -> schemas.Health:
-    """Never needs the token (container health checks)."""
+def health(s: SessionDep, settings: SettingsDep) -> schemas.Health:
+    """Never needs the token (container health checks). `proxy` and `admin` are the
+    addresses really bound, also when `--listen`/`--admin` asked for port 0."""
     state = repo.get_state(s)
     return schemas.Health(
         status="ok",
         mode=state.mode if state else "record",
         tape=state.tape if state else "default",
         version=wiretape_version(),
+        proxy=settings.proxy_address,
+        admin=settings.admin_address,
     )
 
 

@@ -406,7 +406,7 @@ def test_upstream_unreachable_in_record_mode_is_recorded_not_lost(sqlite_url, se
         (["--on-miss", "explode"], "'explode' is not one of 'error', 'forward', 'record'"),
         (["--sequence", "loop"], "'loop' is not one of"),
         (["--listen", "localhost"], "--listen 'localhost' must be HOST:PORT"),
-        (["--listen", "127.0.0.1:99999"], "must be between 1 and 65535"),
+        (["--listen", "127.0.0.1:99999"], "must be between 0 (any free port) and 65535"),
         (["--db", "mysql://x/y"], "--db must be a sqlite:/// or postgresql+psycopg:// URL"),
         (["--db", "not a url"], "is not a database URL"),
         (["--tape", "../etc"], "tape name '../etc' must be"),

@@ -1,0 +1,92 @@
+"""`wiretape serve` start-up: ports in use and stores it cannot use are one line and exit 2;
+port 0 binds free ports and reports the real ones."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import LISTENING, WIRETAPE_BIN, Reply, Upstream
+
+
+def serve(tmp_path: Path, *args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
+    return subprocess.run(
+        [WIRETAPE_BIN, "serve", "--db", db or f"sqlite:///{tmp_path / 'w.db'}",
+         "--confdir", str(tmp_path / "conf"), *args],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+
+
+def one_line_exit_2(p: subprocess.CompletedProcess[str]) -> str:
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and "CancelledError" not in p.stderr, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port some other program is listening on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+@pytest.mark.parametrize("flag", ["--listen", "--admin"])
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, taken_port, flag):
+    other = "--admin" if flag == "--listen" else "--listen"
+    line = one_line_exit_2(serve(tmp_path, flag, f"127.0.0.1:{taken_port}",
+                                 other, "127.0.0.1:0"))
+    assert line == (f"wiretape: error: cannot listen on 127.0.0.1:{taken_port} ({flag}): "
+                    "address already in use")
+    # nothing was started or migrated before the port was found taken
+    assert not (tmp_path / "w.db").exists()
+
+
+@pytest.mark.parametrize("path, why", [
+    ("/proc/wiretape.db", "unable to open database file"),  # a file system refusing files
+    ("{tmp}/a-file/wiretape.db", "a file is in the way"),  # its folder cannot be made
+])
+def test_an_unusable_sqlite_file_is_one_line_and_exit_2(tmp_path, path, why):
+    (tmp_path / "a-file").write_text("not a folder")
+    db = "sqlite:///" + path.format(tmp=tmp_path)
+    line = one_line_exit_2(serve(tmp_path, "--listen", "127.0.0.1:0",
+                                 "--admin", "127.0.0.1:0", db=db))
+    assert line.startswith("wiretape: error: cannot ")
+    assert why in line
+
+
+def test_unreachable_postgresql_says_where_and_that_it_will_not_retry(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = f"postgresql+psycopg://wiretape:s3cret-pw@127.0.0.1:{port}/tapes"
+    line = one_line_exit_2(serve(tmp_path, "--listen", "127.0.0.1:0",
+                                 "--admin", "127.0.0.1:0", db=db))
+    assert f"PostgreSQL database tapes at 127.0.0.1:{port}" in line
+    assert "not retrying" in line
+    assert "s3cret-pw" not in line
+
+
+def test_port_0_binds_free_ports_and_reports_them(sqlite_url, serve, upstream: Upstream):
+    upstream.route("GET /hello", Reply(200, "hi"))
+    wt = serve(sqlite_url)  # tests.helpers.Serve passes --listen/--admin 127.0.0.1:0
+    found = LISTENING.search(wt.log())
+    assert found is not None
+    assert (found["proxy"], found["admin"]) == ("127.0.0.1", "127.0.0.1")
+    health = httpx.get(f"http://127.0.0.1:{found['aport']}/api/health", trust_env=False).json()
+    assert health["proxy"] == f"127.0.0.1:{found['pport']}"
+    assert health["admin"] == f"127.0.0.1:{found['aport']}"
+    assert int(found["pport"]) not in (0, 8080) and int(found["aport"]) not in (0, 8081)
+    # the reported proxy address is the one that answers
+    with httpx.Client(proxy=f"http://{health['proxy']}", trust_env=False) as c:
+        assert c.get(f"{upstream.url}/hello").text == "hi"
