@@ -10,7 +10,7 @@ from typing import Any
 import click
 from wiretape.storage import db
 
-from .main import EXIT_USAGE, UserError, env
+from .errors import EXIT_USAGE, UserError, env
 from .settings import SettingsError, check_tape_name, split_names
 
 EXIT_DIFFERS = 1

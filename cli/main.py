@@ -17,6 +17,7 @@ from wiretape.storage import db
 from wiretape.storage.errors import WiretapeError
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 
+from .errors import EXIT_USAGE, UserError, env
 from .settings import (
     ServeSettings,
     SettingsError,
@@ -26,18 +27,6 @@ from .settings import (
     parse_address,
     split_names,
 )
-
-EXIT_USAGE = 2
-
-
-class UserError(click.ClickException):
-    """A user mistake: one line on stderr, exit 2."""
-
-    exit_code = EXIT_USAGE
-
-
-def env(flag: str) -> str:
-    return "WIRETAPE_" + flag.upper().replace("-", "_")
 
 
 def opt(flag: str, **kw: Any) -> Any:
@@ -403,8 +392,7 @@ def setup_logging(level: str) -> None:
 
 
 def _add_drift_commands() -> None:
-    # `wiretape diff` and `wiretape audit` live in cli/drift.py, which imports UserError
-    # from here
+    # `wiretape diff` and `wiretape audit` live in cli/drift.py
     from . import drift
 
     cli.add_command(drift.diff)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from wiretape.storage import db
 
+from tests.artifacts import Artifacts, shared_artifacts
 from tests.helpers import Serve, Upstream, free_port, port_open, wait_for
 
 PG_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
@@ -145,3 +146,11 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Artifacts:
+    """The sdist and wheel of this checkout, and a fresh virtualenv holding the wheel: what
+    `pip install wiretape` gives a user. Built once per run, whatever the xdist workers."""
+    base = tmp_path_factory.getbasetemp()
+    return shared_artifacts(base if worker_id == "master" else base.parent)
