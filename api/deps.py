@@ -38,7 +38,16 @@ def get_session(request: Request) -> Iterator[Session]:
         get_settings(request).notifier.changed(wait=5.0)
 
 
+def flush_writes(request: Request) -> None:
+    """Read-your-writes: an exchange or miss the proxy of this process has answered is
+    stored before the route reads (the proxy's writer batches them off the event loop)."""
+    flush = get_settings(request).flush_writes
+    if flush is not None:
+        flush(5.0)
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+FlushedWrites = Depends(flush_writes)
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 

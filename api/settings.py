@@ -23,3 +23,6 @@ class ApiSettings:
     # reported by /api/health so that harnesses need not race for a port
     proxy_address: str | None = None
     admin_address: str | None = None
+    # read-your-writes: waits (up to the seconds given) until the proxy's queued exchanges
+    # and misses are stored; called before recordings and misses are read (None: no proxy)
+    flush_writes: Callable[[float], bool] | None = None

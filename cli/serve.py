@@ -253,6 +253,7 @@ async def _serve(settings: ServeSettings, admin_sock: socket.socket) -> int:
             metrics_source=lambda: {"write_queue_depth": writer.depth,
                                     "recordings_written": writer.written},
             redactor=redactor,
+            flush_writes=writer.flushed,
             proxy_address=str(proxy_address),
             admin_address=str(admin_address),
         )

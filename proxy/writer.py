@@ -61,6 +61,11 @@ class Writer:
         self.written = 0
         self.failed_batches = 0
         self.dropped = 0  # exchanges the database refused for what they contain
+        # read-your-writes: items queued so far, and items the thread has finished with
+        # (written, or dropped as refused); `flushed()` waits for the second to catch up
+        self._queued = 0
+        self._finished = 0
+        self._progress = threading.Condition()
 
     def start(self) -> None:
         self._thread.start()
@@ -70,10 +75,23 @@ class Writer:
         return self._queue.qsize()
 
     def record(self, tape: str, exchange: Exchange) -> None:
+        self._queued += 1  # the event loop's thread is the only caller
         self._queue.put(_Capture(tape, exchange))
 
     def miss(self, tape: str, method: str, url: str, closest: list[dict[str, Any]]) -> None:
+        self._queued += 1
         self._queue.put(_MissEntry(tape, method, url, closest))
+
+    def flushed(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued before this call is in the database (or dropped).
+
+        The admin API calls this before it reads recordings or misses, so an exchange whose
+        response has gone out (it is queued before the response is sent) is visible to a
+        script that asks right after. False if the database did not take it in `timeout`.
+        """
+        target = self._queued
+        with self._progress:
+            return self._progress.wait_for(lambda: self._finished >= target, timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued so far, then stop the thread."""
@@ -107,6 +125,9 @@ class Writer:
                         batch.append(b)
             if batch:
                 self._write(batch)
+                with self._progress:
+                    self._finished += len(batch)
+                    self._progress.notify_all()
 
     def _write(self, batch: list[object]) -> None:
         captures: dict[str, list[Exchange]] = {}

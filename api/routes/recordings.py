@@ -24,7 +24,7 @@ from wiretape.storage.exchange import DEFAULT_PORTS, Exchange, Failure, Request
 from wiretape.storage.exchange import Response as StoredResponse
 
 from .. import schemas
-from ..deps import SessionDep, SettingsDep
+from ..deps import FlushedWrites, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 
@@ -122,7 +122,8 @@ def _content(body: schemas.Body | None) -> bytes:
 FilterDep = Annotated[repo.RecordingFilter, Depends(_filters)]
 
 
-@router.get("", response_model=schemas.RecordingPage, summary="List recordings")
+@router.get("", response_model=schemas.RecordingPage, summary="List recordings",
+            dependencies=[FlushedWrites])
 def list_recordings(
     s: SessionDep,
     f: FilterDep,
@@ -208,7 +209,8 @@ def create_recording(
     return recording_out(repo.get_recording(s, rid), body.tape)
 
 
-@router.get("/{rid}", response_model=schemas.RecordingOut, summary="The whole exchange")
+@router.get("/{rid}", response_model=schemas.RecordingOut, summary="The whole exchange",
+            dependencies=[FlushedWrites])
 def get_recording(rid: schemas.RecordingId, s: SessionDep) -> schemas.RecordingOut:
     """Request and response with headers in order and bodies decoded for reading
     (gzip, br and deflate undone; JSON as JSON, text as text, anything else base64)."""

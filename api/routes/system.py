@@ -10,9 +10,10 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from wiretape.storage import metrics
 from wiretape.storage import repository as repo
+from wiretape.storage.exchange import Mode, OnMiss
 
 from .. import schemas
-from ..deps import SessionDep, SettingsDep
+from ..deps import FlushedWrites, SessionDep, SettingsDep
 from ..version import wiretape_version
 
 # the CA file mitmproxy writes into --confdir (see proxy/certs.py; api/ does not import it)
@@ -43,7 +44,7 @@ def get_mode(s: SessionDep) -> schemas.ModeState:
     state = repo.get_state(s)
     if state is None:
         raise HTTPException(404, "no wiretape process has set a mode yet")
-    return schemas.ModeState(mode=state.mode, tape=state.tape, on_miss=state.on_miss)
+    return schemas.ModeState(mode=Mode(state.mode), tape=state.tape, on_miss=OnMiss(state.on_miss))
 
 
 @router.put("/mode", response_model=schemas.ModeState, summary="Switch mode, tape or on-miss")
@@ -61,7 +62,7 @@ def put_mode(body: schemas.ModeUpdate, s: SessionDep) -> schemas.ModeState:
     if body.tape:
         repo.ensure_tape(s, body.tape)
     s.info["changed"] = True
-    return schemas.ModeState(mode=state.mode, tape=state.tape, on_miss=state.on_miss)
+    return schemas.ModeState(mode=Mode(state.mode), tape=state.tape, on_miss=OnMiss(state.on_miss))
 
 
 @router.post("/replay/reset", response_model=schemas.ReplayReset,
@@ -72,7 +73,8 @@ def replay_reset(s: SessionDep) -> schemas.ReplayReset:
     return schemas.ReplayReset(reset=True, generation=generation)
 
 
-@router.get("/misses", response_model=list[schemas.MissOut], summary="Recent replay misses")
+@router.get("/misses", response_model=list[schemas.MissOut], summary="Recent replay misses",
+            dependencies=[FlushedWrites])
 def misses(
     s: SessionDep,
     tape: Annotated[str | None, schemas.TapeQuery] = None,
