@@ -1,4 +1,6 @@
-"""Tiny test helpers: free ports, a real upstream HTTP server, a real `wiretape serve` process."""
+"""Tiny test helpers: waiting on a condition, a real upstream HTTP server, a real `wiretape serve`
+process. Servers bind port 0 and are asked which port they got: no port is picked before it
+is bound (another xdist worker could take it in between)."""
 
 from __future__ import annotations
 
@@ -23,12 +25,6 @@ import httpx
 # the console script installed next to the interpreter running the tests, as a user runs it
 WIRETAPE_BIN = str(Path(sys.executable).parent / "wiretape")
 WIRETAPE = [WIRETAPE_BIN]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

@@ -21,8 +21,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.helpers import free_port
-
 
 def self_signed_cert(folder: Path, name: str = "origin") -> tuple[Path, Path]:
     """A self-signed certificate for localhost and 127.0.0.1: (cert.pem, key.pem)."""
@@ -266,11 +264,6 @@ def stalling(seconds: float) -> Callable[[socket.socket], None]:
         read_request_head(conn)
         time.sleep(seconds)
     return behave
-
-
-def refusing_port() -> int:
-    """A loopback port nothing listens on (connections are refused)."""
-    return free_port()
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
