@@ -15,29 +15,9 @@ from typing import Any
 import click
 from wiretape.storage import db
 from wiretape.storage.errors import WiretapeError
-from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 
-from .settings import (
-    ADDRESS,
-    BODY_PATH,
-    DATABASE_URL,
-    DURATION,
-    HEADER,
-    LATENCY,
-    REGEX,
-    SECONDS,
-    TAPE,
-    UPSTREAM,
-    EnumChoice,
-    ServeSettings,
-    SettingsError,
-    check_tape_name,
-    empty_is_none,
-    header_names,
-    names,
-    pass_settings,
-    split_names,
-)
+from .settings import ServeSettings, SettingsError, check_tape_name, opt, serve_flags, split_names
+from .settings import env as env  # cli/drift.py's commands take it from here
 
 EXIT_USAGE = 2
 
@@ -48,16 +28,6 @@ class UserError(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-def env(flag: str) -> str:
-    return "WIRETAPE_" + flag.upper().replace("-", "_")
-
-
-def opt(flag: str, *dest: str, **kw: Any) -> Any:
-    """A `serve` flag with its WIRETAPE_* variable (the flag wins over the variable);
-    `dest`, if given, is the ServeSettings field it fills."""
-    return click.option(f"--{flag}", *dest, envvar=env(flag), show_envvar=True, **kw)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wiretape")
 def cli() -> None:
@@ -65,51 +35,7 @@ def cli() -> None:
 
 
 @cli.command()
-@opt("mode", type=EnumChoice(Mode), default="record", help="record, replay or passthrough")
-@opt("tape", type=TAPE, default="default", help="tape to record into / replay from")
-@opt("db", type=DATABASE_URL, default="sqlite:///./wiretape.db",
-     help="SQLAlchemy URL of the store")
-@opt("listen", type=ADDRESS, default="127.0.0.1:8080", help="proxy address HOST:PORT")
-@opt("admin", type=ADDRESS, default="127.0.0.1:8081", help="admin API address HOST:PORT")
-@opt("upstream", type=UPSTREAM, default=None,
-     help="reverse-proxy mode: forward to this base URL")
-@opt("on-miss", type=EnumChoice(OnMiss), default="error",
-     help="replay miss: error, forward, record")
-@opt("sequence", type=EnumChoice(SequencePolicy), default="repeat-last",
-     help="after the last recording of a key: repeat-last, cycle or strict")
-@opt("overwrite", is_flag=True, default=False, help="record mode: empty the tape first")
-@opt("token", default=None, callback=empty_is_none, help="admin API bearer token")
-@opt("confdir", default="~/.wiretape", help="folder of the CA certificate and key")
-@opt("upstream-insecure", is_flag=True, default=False,
-     help="do not verify upstream TLS certificates")
-@opt("ignore-host", "ignore_hosts", type=REGEX, multiple=True,
-     help="regex: tunnel these hosts untouched (repeatable)")
-@opt("redact-header", "redact_headers", multiple=True, callback=names,
-     help="more header names to redact (repeatable)")
-@opt("redact-query", multiple=True, callback=names,
-     help="more query parameters to redact (repeatable)")
-@opt("redact-json", multiple=True, callback=names,
-     help="more JSON fields to redact (repeatable)")
-@opt("replay-latency", type=LATENCY, default="none",
-     help="replay delay: none, recorded or milliseconds")
-@opt("upstream-timeout", type=SECONDS, default="60",
-     help="seconds to wait for an upstream's response head before failing (0: no limit)")
-@opt("ignore-query", multiple=True, callback=names,
-     help="matching: query parameters to ignore (repeatable)")
-@opt("ignore-body-path", "ignore_body_paths", type=BODY_PATH, multiple=True,
-     help="matching: JSON paths to ignore, e.g. $.timestamp")
-@opt("match-header", "match_headers", multiple=True, callback=header_names,
-     help="matching: headers that take part in the key")
-@opt("match-ignore-host", is_flag=True, default=False,
-     help="matching: leave scheme, host and port out of the key")
-@opt("tape-file", default=None, type=click.Path(dir_okay=False),
-     help="load this HAR file into --tape before serving (replacing what the tape held)")
-@opt("audit-every", type=DURATION, default=None,
-     help="audit the current tape against the live upstreams this often: 30s, 15m, 24h, 1d")
-@opt("audit-header", "audit_headers", type=HEADER, multiple=True,
-     help="'Name: value' sent with scheduled audits' requests (credentials; repeatable)")
-@opt("log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-@pass_settings
+@serve_flags
 def serve(settings: ServeSettings) -> None:
     """Run the recording/replay proxy and the admin API."""
     setup_logging(settings.log_level)

@@ -12,7 +12,8 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import click
@@ -22,6 +23,8 @@ from wiretape.storage.errors import InvalidInput, WiretapeError
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 from wiretape.storage.matching import MatchRules, parse_body_path
 from wiretape.storage.redact import Redactor
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 class SettingsError(InvalidInput):
@@ -123,18 +126,18 @@ def parse_timeout(flag: str, value: str) -> float:
 
 # -- click types: each flag parsed once ----------------------------------------------------
 
-class FlagType(click.ParamType):
+class FlagType[T](click.ParamType[T]):
     """A click type from a parser `(flag, text) -> value` whose errors name the flag; a
     ValueError becomes a SettingsError (one line, exit 2, like every WiretapeError)."""
 
-    def __init__(self, name: str, parse: Callable[[str, str], Any]) -> None:
+    def __init__(self, name: str, parse: Callable[[str, str], T]) -> None:
         self.name = name
         self._parse = parse
 
     def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
+                ctx: click.Context | None) -> T:
         if not isinstance(value, str):
-            return value  # a default given as its parsed value
+            return cast(T, value)  # a default given as its parsed value
         flag = param.opts[0] if param is not None and param.opts else self.name
         try:
             return self._parse(flag, value)
@@ -144,9 +147,9 @@ class FlagType(click.ParamType):
             raise SettingsError(str(e)) from e
 
 
-def _prefixed(check: Callable[[str], Any]) -> Callable[[str, str], Any]:
+def _prefixed[T](check: Callable[[str], T]) -> Callable[[str, str], T]:
     """A parser from a check whose messages do not name the flag (storage's never do)."""
-    def parse(flag: str, value: str) -> Any:
+    def parse(flag: str, value: str) -> T:
         try:
             return check(value)
         except ValueError as e:
@@ -183,15 +186,15 @@ HEADER = FlagType("header", _header)
 BODY_PATH = FlagType("path", _prefixed(_body_path))
 
 
-class EnumChoice(click.Choice[str]):
+class EnumChoice[E: StrEnum](click.Choice[str]):
     """A choice among a StrEnum's values (the user's words), given as the enum member."""
 
-    def __init__(self, enum: type[Mode] | type[OnMiss] | type[SequencePolicy]) -> None:
+    def __init__(self, enum: type[E]) -> None:
         super().__init__([e.value for e in enum], case_sensitive=False)
         self.enum = enum
 
     def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
+                ctx: click.Context | None) -> E:
         if isinstance(value, self.enum):
             return value
         return self.enum(super().convert(value, param, ctx))
@@ -281,12 +284,71 @@ class ServeSettings:
         return Redactor.with_extra(self.redact_headers, self.redact_query, self.redact_json)
 
 
-def pass_settings(command: Callable[[ServeSettings], None]) -> Callable[..., None]:
-    """Hand a click command its flags as one ServeSettings: each flag's name (its `dest`)
-    is the field it fills."""
+def env(flag: str) -> str:
+    return "WIRETAPE_" + flag.upper().replace("-", "_")
+
+
+def opt(flag: str, *dest: str, **kw: Any) -> Callable[[FC], FC]:
+    """A flag with its WIRETAPE_* variable (the flag wins over the variable); `dest`, if
+    given, is the ServeSettings field it fills (else the flag's name does)."""
+    return click.option(f"--{flag}", *dest, envvar=env(flag), show_envvar=True, **kw)
+
+
+SERVE_FLAGS = (
+    opt("mode", type=EnumChoice(Mode), default="record", help="record, replay or passthrough"),
+    opt("tape", type=TAPE, default="default", help="tape to record into / replay from"),
+    opt("db", type=DATABASE_URL, default="sqlite:///./wiretape.db",
+        help="SQLAlchemy URL of the store"),
+    opt("listen", type=ADDRESS, default="127.0.0.1:8080", help="proxy address HOST:PORT"),
+    opt("admin", type=ADDRESS, default="127.0.0.1:8081", help="admin API address HOST:PORT"),
+    opt("upstream", type=UPSTREAM, default=None,
+        help="reverse-proxy mode: forward to this base URL"),
+    opt("on-miss", type=EnumChoice(OnMiss), default="error",
+        help="replay miss: error, forward, record"),
+    opt("sequence", type=EnumChoice(SequencePolicy), default="repeat-last",
+        help="after the last recording of a key: repeat-last, cycle or strict"),
+    opt("overwrite", is_flag=True, default=False, help="record mode: empty the tape first"),
+    opt("token", default=None, callback=empty_is_none, help="admin API bearer token"),
+    opt("confdir", default="~/.wiretape", help="folder of the CA certificate and key"),
+    opt("upstream-insecure", is_flag=True, default=False,
+        help="do not verify upstream TLS certificates"),
+    opt("ignore-host", "ignore_hosts", type=REGEX, multiple=True,
+        help="regex: tunnel these hosts untouched (repeatable)"),
+    opt("redact-header", "redact_headers", multiple=True, callback=names,
+        help="more header names to redact (repeatable)"),
+    opt("redact-query", multiple=True, callback=names,
+        help="more query parameters to redact (repeatable)"),
+    opt("redact-json", multiple=True, callback=names,
+        help="more JSON fields to redact (repeatable)"),
+    opt("replay-latency", type=LATENCY, default="none",
+        help="replay delay: none, recorded or milliseconds"),
+    opt("upstream-timeout", type=SECONDS, default="60",
+        help="seconds to wait for an upstream's response head before failing (0: no limit)"),
+    opt("ignore-query", multiple=True, callback=names,
+        help="matching: query parameters to ignore (repeatable)"),
+    opt("ignore-body-path", "ignore_body_paths", type=BODY_PATH, multiple=True,
+        help="matching: JSON paths to ignore, e.g. $.timestamp"),
+    opt("match-header", "match_headers", multiple=True, callback=header_names,
+        help="matching: headers that take part in the key"),
+    opt("match-ignore-host", is_flag=True, default=False,
+        help="matching: leave scheme, host and port out of the key"),
+    opt("tape-file", default=None, type=click.Path(dir_okay=False),
+        help="load this HAR file into --tape before serving (replacing what the tape held)"),
+    opt("audit-every", type=DURATION, default=None,
+        help="audit the current tape against the live upstreams this often: 30s, 15m, 24h, 1d"),
+    opt("audit-header", "audit_headers", type=HEADER, multiple=True,
+        help="'Name: value' sent with scheduled audits' requests (credentials; repeatable)"),
+    opt("log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"),
+)
+
+
+def serve_flags(command: Callable[[ServeSettings], None]) -> Callable[..., None]:
+    """`wiretape serve`'s flags, handed to `command` as one ServeSettings."""
 
     @functools.wraps(command)
     def with_settings(**flags: Any) -> None:
         command(ServeSettings(**flags))
 
+    for flag in reversed(SERVE_FLAGS):  # as if stacked as decorators, in this order
+        with_settings = flag(with_settings)
     return with_settings

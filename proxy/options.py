@@ -27,6 +27,14 @@ def check_range(name: str, value: float, bounds: tuple[float, float], unit: str)
     return float(value)
 
 
+def check_sequence(name: str, value: str) -> SequencePolicy:
+    try:
+        return SequencePolicy(value)
+    except ValueError as e:
+        choices = ", ".join(p.value for p in SequencePolicy)
+        raise ValueError(f"{name} {value!r} must be one of {choices}") from e
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
     """The options as the addons use them."""
@@ -78,7 +86,7 @@ class WiretapeOptions:
         o = ctx.options
         try:
             self.config = ProxyConfig(
-                sequence=SequencePolicy(o.wiretape_sequence),
+                sequence=check_sequence("wiretape_sequence", o.wiretape_sequence),
                 latency_ms=check_range("wiretape_replay_latency", o.wiretape_replay_latency,
                                        LATENCY_MS, "ms"),
                 recorded_latency=o.wiretape_replay_recorded_latency,

@@ -38,7 +38,7 @@ class UpstreamTimeout:
         seconds = self.options.config.upstream_timeout
         if flow.response is None and seconds > 0:
             loop = asyncio.get_running_loop()
-            self.deadlines[flow.id] = loop.call_later(seconds, self._expire, flow, seconds)
+            self.deadlines[flow.id] = loop.call_later(seconds, self.expire, flow, seconds)
 
     def _disarm(self, flow: http.HTTPFlow) -> None:
         timer = self.deadlines.pop(flow.id, None)
@@ -48,7 +48,8 @@ class UpstreamTimeout:
     # the upstream answered in time, or the flow ended some other way
     responseheaders = response = error = _disarm
 
-    def _expire(self, flow: http.HTTPFlow, seconds: float) -> None:
+    def expire(self, flow: http.HTTPFlow, seconds: float) -> None:
+        """The timer went off: abort the flow unless it has been answered meanwhile."""
         self.deadlines.pop(flow.id, None)
         if flow.response is not None or flow.error is not None or not flow.live:
             return
