@@ -277,14 +277,18 @@ def test_same_key_from_concurrent_clients_gets_seq_in_capture_order(db_url, upst
     assert [r.captured_ns for r in by_seq] == sorted(r.captured_ns for r in rows)
 
 
-def test_on_miss_forward_spies_and_record_records(sqlite_url, upstream, serve):
+def record_a(url: str, upstream, serve) -> None:  # type: ignore[no-untyped-def]
+    """A tape holding GET /a; the upstream also answers GET /b."""
     upstream.route("GET /a", Reply(200, "A"))
     upstream.route("GET /b", Reply(200, "B"))
-    rec = serve(sqlite_url)
+    rec = serve(url)
     with rec.client() as c:
         c.get(f"{upstream.url}/a")
     rec.stop()
 
+
+def test_on_miss_forward_answers_misses_live_without_recording(sqlite_url, upstream, serve):
+    record_a(sqlite_url, upstream, serve)
     spy = serve(sqlite_url, "--mode", "replay", "--on-miss", "forward")
     with spy.client() as c:
         assert c.get(f"{upstream.url}/a").headers.get("wiretape-recording")
@@ -293,6 +297,9 @@ def test_on_miss_forward_spies_and_record_records(sqlite_url, upstream, serve):
     spy.stop()
     assert [r.path for r in recordings(sqlite_url)] == ["/a"]
 
+
+def test_on_miss_record_records_misses_for_the_next_replay(sqlite_url, upstream, serve):
+    record_a(sqlite_url, upstream, serve)
     learn = serve(sqlite_url, "--mode", "replay", "--on-miss", "record")
     with learn.client() as c:
         assert c.get(f"{upstream.url}/b").text == "B"
