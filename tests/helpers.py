@@ -46,6 +46,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 # -- a real upstream ---------------------------------------------------------------------
 
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes,
+         headers: list[tuple[str, str]]) -> None:
+    """A whole HTTP/1.1 response with its Content-Length."""
+    handler.send_response(status)
+    for k, v in headers:
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -96,12 +107,7 @@ class Upstream:
                 elif isinstance(data, str):
                     data = data.encode()
                     headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-                self.send_response(reply.status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, reply.status, data, list(headers.items()))
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 

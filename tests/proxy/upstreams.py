@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.helpers import send
+
 
 def self_signed_cert(folder: Path, name: str = "origin") -> tuple[Path, Path]:
     """A self-signed certificate for localhost and 127.0.0.1: (cert.pem, key.pem)."""
@@ -85,12 +87,7 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status: int, body: bytes = b"",
               headers: list[tuple[str, str]] | None = None) -> None:
         """A whole response; header values are str, sent as latin-1 (any byte goes)."""
-        self.send_response(status)
-        for k, v in headers or []:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, status, body, headers or [])
 
     def _handle(self) -> None:
         origin = self.server.origin
