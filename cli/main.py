@@ -15,27 +15,9 @@ from typing import Any
 import click
 from wiretape.storage import db
 from wiretape.storage.errors import WiretapeError
-from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 
-from .errors import EXIT_USAGE, UserError, env
-from .settings import (
-    ServeSettings,
-    SettingsError,
-    check_regexes,
-    check_tape_name,
-    check_upstream,
-    parse_address,
-    split_names,
-)
-
-
-def opt(flag: str, **kw: Any) -> Any:
-    """A `serve` flag with its WIRETAPE_* variable (the flag wins over the variable)."""
-    return click.option(f"--{flag}", envvar=env(flag), show_envvar=True, **kw)
-
-
-def _choice(enum: Any) -> click.Choice[str]:
-    return click.Choice([e.value for e in enum], case_sensitive=False)
+from .errors import EXIT_USAGE, UserError
+from .settings import ServeSettings, SettingsError, check_tape_name, opt, serve_flags, split_names
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,90 +27,16 @@ def cli() -> None:
 
 
 @cli.command()
-@opt("mode", type=_choice(Mode), default="record", help="record, replay or passthrough")
-@opt("tape", default="default", help="tape to record into / replay from")
-@opt("db", default="sqlite:///./wiretape.db", help="SQLAlchemy URL of the store")
-@opt("listen", default="127.0.0.1:8080", help="proxy address HOST:PORT")
-@opt("admin", default="127.0.0.1:8081", help="admin API address HOST:PORT")
-@opt("upstream", default=None, help="reverse-proxy mode: forward to this base URL")
-@opt("on-miss", type=_choice(OnMiss), default="error", help="replay miss: error, forward, record")
-@opt("sequence", type=_choice(SequencePolicy), default="repeat-last",
-     help="after the last recording of a key: repeat-last, cycle or strict")
-@opt("overwrite", is_flag=True, default=False, help="record mode: empty the tape first")
-@opt("token", default=None, help="admin API bearer token")
-@opt("confdir", default="~/.wiretape", help="folder of the CA certificate and key")
-@opt("upstream-insecure", is_flag=True, default=False,
-     help="do not verify upstream TLS certificates")
-@opt("ignore-host", multiple=True, help="regex: tunnel these hosts untouched (repeatable)")
-@opt("redact-header", multiple=True, help="more header names to redact (repeatable)")
-@opt("redact-query", multiple=True, help="more query parameters to redact (repeatable)")
-@opt("redact-json", multiple=True, help="more JSON fields to redact (repeatable)")
-@opt("replay-latency", default="none", help="replay delay: none, recorded or milliseconds")
-@opt("upstream-timeout", default="60",
-     help="seconds to wait for an upstream's response head before failing (0: no limit)")
-@opt("ignore-query", multiple=True, help="matching: query parameters to ignore (repeatable)")
-@opt("ignore-body-path", multiple=True, help="matching: JSON paths to ignore, e.g. $.timestamp")
-@opt("match-header", multiple=True, help="matching: headers that take part in the key")
-@opt("match-ignore-host", is_flag=True, default=False,
-     help="matching: leave scheme, host and port out of the key")
-@opt("tape-file", default=None, type=click.Path(dir_okay=False),
-     help="load this HAR file into --tape before serving (replacing what the tape held)")
-@opt("audit-every", default=None,
-     help="audit the current tape against the live upstreams this often: 30s, 15m, 24h, 1d")
-@opt("audit-header", multiple=True,
-     help="'Name: value' sent with scheduled audits' requests (credentials; repeatable)")
-@opt("log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-def serve(**kw: Any) -> None:
+@serve_flags
+def serve(settings: ServeSettings) -> None:
     """Run the recording/replay proxy and the admin API."""
-    from wiretape.storage.audit import parse_duration, parse_header
-
-    try:
-        settings = ServeSettings(
-            mode=Mode(kw["mode"].lower()),
-            tape=check_tape_name(kw["tape"]),
-            db=db.check_url(kw["db"]),
-            listen=parse_address("--listen", kw["listen"]),
-            admin=parse_address("--admin", kw["admin"]),
-            upstream=check_upstream(kw["upstream"]),
-            on_miss=OnMiss(kw["on_miss"].lower()),
-            sequence=SequencePolicy(kw["sequence"].lower()),
-            overwrite=kw["overwrite"],
-            token=kw["token"] or None,
-            confdir=kw["confdir"],
-            upstream_insecure=kw["upstream_insecure"],
-            ignore_hosts=check_regexes("--ignore-host", kw["ignore_host"]),
-            redact_headers=split_names(kw["redact_header"]),
-            redact_query=split_names(kw["redact_query"]),
-            redact_json=split_names(kw["redact_json"]),
-            replay_latency=kw["replay_latency"],
-            upstream_timeout=kw["upstream_timeout"],
-            ignore_query=split_names(kw["ignore_query"]),
-            ignore_body_paths=tuple(kw["ignore_body_path"]),
-            match_headers=split_names(kw["match_header"]),
-            match_ignore_host=kw["match_ignore_host"],
-            log_level=kw["log_level"],
-            audit_every=parse_duration(kw["audit_every"], "--audit-every")
-            if kw["audit_every"] else None,
-            audit_headers=tuple(parse_header(h, "--audit-header") for h in kw["audit_header"]),
-            tape_file=kw["tape_file"],
-        )
-        from wiretape.proxy.addon import parse_latency, parse_upstream_timeout
-
-        parse_latency(settings.replay_latency)
-        parse_upstream_timeout(settings.upstream_timeout)
-    except ValueError as e:
-        raise UserError(str(e)) from e
     setup_logging(settings.log_level)
     from wiretape.proxy.dispatch import skip_default_addons_import
 
     skip_default_addons_import()
     from . import serve as serve_mod
 
-    try:
-        code = serve_mod.run(settings)
-    except (SettingsError, db.InvalidDatabaseURL, WiretapeError) as e:
-        raise UserError(str(e)) from e
-    sys.exit(code)
+    sys.exit(serve_mod.run(settings))
 
 
 @cli.group(name="db")
@@ -416,6 +324,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except click.ClickException as e:
         click.echo(f"wiretape: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except WiretapeError as e:  # raised by storage or drift: the one place it is shown
+        click.echo(f"wiretape: error: {e}", err=True)
         sys.exit(e.exit_code)
     except OSError as e:
         click.echo(f"wiretape: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.api.app import ApiSettings, create_app
 from wiretape.proxy import dispatch
-from wiretape.proxy.addon import Wiretape
+from wiretape.proxy.addons import Wiretape
 from wiretape.proxy.certs import ensure_ca
 from wiretape.proxy.writer import Writer
 from wiretape.storage import db, har
@@ -81,44 +81,33 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def prepare_store(settings: ServeSettings) -> None:
+def prepare_store(settings: ServeSettings, redactor: Redactor) -> None:
     """Migrate, then publish this process's mode, tape and rules to the shared state."""
     db.ensure_current(settings.db)
     engine = db.make_engine(settings.db)
     try:
-        _publish(engine, settings)
+        _publish(engine, settings, redactor)
     except DBAPIError as e:  # e.g. a read-only SQLite file already at the newest schema
         raise Unavailable(db.unavailable_message(settings.db, e)) from e
     finally:
         engine.dispose()
 
 
-def _publish(engine: Engine, settings: ServeSettings) -> None:
+def _publish(engine: Engine, settings: ServeSettings, redactor: Redactor) -> None:
     with db.make_sessions(engine).begin() as s:
         repo.init_state(s, settings.mode, settings.tape, settings.on_miss)
         tape = repo.ensure_tape(s, settings.tape)
-        if settings.has_matching_flags:
-            try:
-                rules = MatchRules.create(
-                    ignore_query=settings.ignore_query,
-                    ignore_body_paths=settings.ignore_body_paths,
-                    match_headers=settings.match_headers,
-                    ignore_host=settings.match_ignore_host,
-                )
-            except ValueError as e:
-                raise SettingsError(str(e)) from e
-            if rules.to_dict() != MatchRules.from_dict(tape.matching).to_dict():
-                tape.matching = rules.to_dict()
-                s.flush()
-                repo.recompute_keys(s, settings.tape)
+        rules = settings.matching
+        if rules is not None and rules != MatchRules.from_dict(tape.matching):
+            repo.set_matching(s, settings.tape, rules)
         if settings.overwrite and settings.mode is Mode.RECORD:
             n = repo.empty_tape(s, settings.tape)
             log.info("--overwrite: emptied tape %s (%d recordings)", settings.tape, n)
         if settings.tape_file is not None:
-            load_tape_file(s, settings)
+            load_tape_file(s, settings, redactor)
 
 
-def load_tape_file(s: Session, settings: ServeSettings) -> None:
+def load_tape_file(s: Session, settings: ServeSettings, redactor: Redactor) -> None:
     """--tape-file: the tape becomes exactly what the HAR file holds (so a restart is
     idempotent); the command line's matching flags, if any, still win over the file's."""
     path = settings.tape_file
@@ -129,10 +118,7 @@ def load_tape_file(s: Session, settings: ServeSettings) -> None:
         raise SettingsError(f"--tape-file {path}: {e.strerror or e}") from e
     except har.HarError as e:
         raise SettingsError(f"--tape-file {path}: {e}") from e
-    redactor = Redactor.with_extra(
-        settings.redact_headers, settings.redact_query, settings.redact_json
-    )
-    matching = None if settings.has_matching_flags else tape.matching
+    matching = None if settings.matching is not None else tape.matching
     ids = repo.import_exchanges(
         s, settings.tape, [redactor.exchange(ex) for ex in tape.exchanges], replace=True,
         matching=matching,
@@ -142,7 +128,7 @@ def load_tape_file(s: Session, settings: ServeSettings) -> None:
 
 
 def mitm_options(settings: ServeSettings) -> dict[str, object]:
-    """mitmproxy options; set once its addons have declared them."""
+    """mitmproxy's and wiretape's options; set once the addons have declared them."""
     mode = f"reverse:{settings.upstream}" if settings.upstream else "regular"
     return dict(
         listen_host=settings.listen.host,
@@ -151,6 +137,10 @@ def mitm_options(settings: ServeSettings) -> dict[str, object]:
         confdir=settings.confdir_path,
         ssl_insecure=settings.upstream_insecure,
         ignore_hosts=list(settings.ignore_hosts),
+        wiretape_sequence=settings.sequence.value,
+        wiretape_replay_latency=settings.replay_latency.ms,
+        wiretape_replay_recorded_latency=settings.replay_latency.recorded,
+        wiretape_upstream_timeout=settings.upstream_timeout,
         # Replay must never reach the network: connect upstream only when a request is
         # really forwarded, and do not fetch upstream certificates to mint ours.
         connection_strategy="lazy",
@@ -212,33 +202,23 @@ async def start_proxy_servers(master: ProxyMaster, address: Address) -> Address:
     return Address(str(host), int(port))
 
 
-async def _serve(settings: ServeSettings, admin_sock: socket.socket) -> int:
+async def _serve(settings: ServeSettings, redactor: Redactor,
+                 admin_sock: socket.socket) -> int:
     engine = db.make_engine(settings.db)
     sessions = db.make_sessions(engine)
     notifier = Notifier()
-    redactor = Redactor.with_extra(
-        settings.redact_headers, settings.redact_query, settings.redact_json
-    )
     writer = Writer(sessions, redactor, notifier)
-    addon = Wiretape(sessions, writer, notifier)
+    wiretape = Wiretape(sessions, writer, redactor, notifier)
     # the CA before mitmproxy loads it: made here on first start (named for wiretape),
     # and its key files made owner-only even if an older confdir had them readable
     ensure_ca(settings.confdir_path)
     master = ProxyMaster(options.Options())
-    master.addons.add(addon)
+    master.addons.add(*wiretape.addons)
     try:
-        master.options.update(
-            **mitm_options(settings),
-            wiretape_sequence=settings.sequence.value,
-            wiretape_replay_latency=settings.replay_latency,
-            wiretape_upstream_timeout=settings.upstream_timeout,
-            wiretape_redact_header=list(settings.redact_headers),
-            wiretape_redact_query=list(settings.redact_query),
-            wiretape_redact_json=list(settings.redact_json),
-        )
+        master.options.update(**mitm_options(settings))
     except exceptions.OptionsError as e:
         raise SettingsError(str(e)) from e
-    await asyncio.to_thread(addon.prepare)
+    await asyncio.to_thread(wiretape.prepare)
     # listen only once the replay index is loaded: no request is answered from a half state
     proxy_address = await start_proxy_servers(master, settings.listen)
     admin_address = bound_address(admin_sock)
@@ -340,10 +320,11 @@ def _check_free(address: Address, flag: str) -> None:
 
 
 def run(settings: ServeSettings) -> int:
+    redactor = settings.redactor()  # the process's one: store, proxy and admin API share it
     admin_sock = _bound_socket(settings.admin, "--admin")
     try:
         _check_free(settings.listen, "--listen")
-        prepare_store(settings)
-        return asyncio.run(_serve(settings, admin_sock))
+        prepare_store(settings, redactor)
+        return asyncio.run(_serve(settings, redactor, admin_sock))
     finally:
         admin_sock.close()

@@ -1,17 +1,35 @@
-"""Typed, validated settings for `wiretape serve` (kept apart from the server's lifecycle)."""
+"""Typed, validated settings for `wiretape serve` (kept apart from the server's lifecycle).
+
+Each flag is parsed once, by its click type, into the value the server uses; a bad value
+is a SettingsError naming the flag (one line and exit 2, like every WiretapeError).
+"""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
+import click
+from wiretape.proxy.options import LATENCY_MS, UPSTREAM_TIMEOUT_S, check_range
+from wiretape.storage import db
+from wiretape.storage.errors import InvalidInput, WiretapeError
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
+from wiretape.storage.matching import MatchRules, parse_body_path
+from wiretape.storage.redact import Redactor
+
+from .errors import env
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
-class SettingsError(ValueError):
+class SettingsError(InvalidInput):
     """A flag or WIRETAPE_* variable has a value wiretape cannot use."""
 
 
@@ -56,28 +74,156 @@ def check_tape_name(name: str) -> str:
     return name
 
 
-def check_upstream(value: str | None) -> str | None:
-    if value is None:
-        return None
+def check_upstream(flag: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"--upstream {value!r} must be a base URL like http://orders:8080")
+        raise SettingsError(f"{flag} {value!r} must be a base URL like http://orders:8080")
     return value.rstrip("/")
 
 
-def check_regexes(flag: str, values: tuple[str, ...]) -> tuple[str, ...]:
-    for v in values:
-        try:
-            re.compile(v)
-        except re.error as e:
-            raise SettingsError(f"{flag} {v!r} is not a valid regular expression: {e}") from e
-    return values
+def check_regex(flag: str, value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise SettingsError(f"{flag} {value!r} is not a valid regular expression: {e}") from e
+    return value
 
 
 def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
     """Repeatable name flags also accept comma-separated lists (handy in WIRETAPE_* vars)."""
     return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
 
+
+@dataclass(frozen=True, slots=True)
+class ReplayLatency:
+    """--replay-latency: a fixed delay of each replayed response (0: none), or as long as
+    its recording took."""
+
+    ms: float = 0.0
+    recorded: bool = False
+
+
+def parse_latency(flag: str, value: str) -> ReplayLatency:
+    v = value.strip().lower()
+    if v == "none":
+        return ReplayLatency()
+    if v == "recorded":
+        return ReplayLatency(recorded=True)
+    try:
+        ms = float(v.removesuffix("ms"))
+    except ValueError as e:
+        raise SettingsError(
+            f"{flag} {value!r} must be none, recorded or a number of milliseconds") from e
+    return ReplayLatency(ms=check_range(flag, ms, LATENCY_MS, "ms"))
+
+
+def parse_timeout(flag: str, value: str) -> float:
+    try:
+        seconds = float(value.strip().lower().removesuffix("s"))
+    except ValueError as e:
+        raise SettingsError(
+            f"{flag} {value!r} must be a number of seconds (0: wait forever)") from e
+    return check_range(flag, seconds, UPSTREAM_TIMEOUT_S, "seconds")
+
+
+# -- click types: each flag parsed once ----------------------------------------------------
+
+class FlagType[T](click.ParamType[T]):
+    """A click type from a parser `(flag, text) -> value` whose errors name the flag; a
+    ValueError becomes a SettingsError (one line, exit 2, like every WiretapeError)."""
+
+    def __init__(self, name: str, parse: Callable[[str, str], T]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> T:
+        if not isinstance(value, str):
+            return cast(T, value)  # a default given as its parsed value
+        flag = param.opts[0] if param is not None and param.opts else self.name
+        try:
+            return self._parse(flag, value)
+        except WiretapeError:
+            raise
+        except ValueError as e:
+            raise SettingsError(str(e)) from e
+
+
+def _prefixed[T](check: Callable[[str], T]) -> Callable[[str, str], T]:
+    """A parser from a check whose messages do not name the flag (storage's never do)."""
+    def parse(flag: str, value: str) -> T:
+        try:
+            return check(value)
+        except ValueError as e:
+            raise SettingsError(f"{flag}: {e}") from e
+    return parse
+
+
+def _body_path(value: str) -> str:
+    parse_body_path(value)
+    return value
+
+
+def _duration(flag: str, value: str) -> float:
+    from wiretape.storage.audit import parse_duration
+
+    return parse_duration(value, flag)
+
+
+def _header(flag: str, value: str) -> tuple[str, str]:
+    from wiretape.storage.audit import parse_header
+
+    return parse_header(value, flag)
+
+
+ADDRESS = FlagType("address", parse_address)
+TAPE = FlagType("tape", _prefixed(check_tape_name))
+DATABASE_URL = FlagType("url", _prefixed(db.check_url))
+UPSTREAM = FlagType("url", check_upstream)
+REGEX = FlagType("regex", check_regex)
+LATENCY = FlagType("latency", parse_latency)
+SECONDS = FlagType("seconds", parse_timeout)
+DURATION = FlagType("duration", _duration)
+HEADER = FlagType("header", _header)
+BODY_PATH = FlagType("path", _prefixed(_body_path))
+
+
+class EnumChoice[E: StrEnum](click.Choice[str]):
+    """A choice among a StrEnum's values (the user's words), given as the enum member."""
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__([e.value for e in enum], case_sensitive=False)
+        self.enum = enum
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> E:
+        if isinstance(value, self.enum):
+            return value
+        return self.enum(super().convert(value, param, ctx))
+
+
+def names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Callback of a repeatable name flag: its values, comma-separated lists split."""
+    return split_names(values)
+
+
+def header_names(ctx: click.Context, param: click.Parameter,
+                 values: tuple[str, ...]) -> tuple[str, ...]:
+    """Callback of --match-header: header names, valid as matching rules take them."""
+    found = split_names(values)
+    try:
+        MatchRules.create(match_headers=found)
+    except ValueError as e:
+        raise SettingsError(f"{param.opts[0]}: {e}") from e
+    return found
+
+
+def empty_is_none(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An empty WIRETAPE_* variable counts as not set."""
+    return value or None
+
+
+# -- the settings --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
@@ -97,8 +243,8 @@ class ServeSettings:
     redact_headers: tuple[str, ...]
     redact_query: tuple[str, ...]
     redact_json: tuple[str, ...]
-    replay_latency: str
-    upstream_timeout: str
+    replay_latency: ReplayLatency
+    upstream_timeout: float  # seconds until the response head; 0 waits forever
     ignore_query: tuple[str, ...]
     ignore_body_paths: tuple[str, ...]
     match_headers: tuple[str, ...]
@@ -109,6 +255,9 @@ class ServeSettings:
     # these --audit-header headers
     audit_every: float | None = None
     audit_headers: tuple[tuple[str, str], ...] = ()
+    # the command line's matching rules; None when no matching flag is given (the tape
+    # keeps its own)
+    matching: MatchRules | None = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.admin.is_loopback and not self.token:
@@ -116,14 +265,88 @@ class ServeSettings:
                 f"--admin {self.admin} is not a loopback address: set --token "
                 "(or WIRETAPE_TOKEN) so the admin API is not open to the network"
             )
+        matching = None
+        if (self.ignore_query or self.ignore_body_paths or self.match_headers
+                or self.match_ignore_host):
+            # each flag was checked by its click type: this cannot fail
+            matching = MatchRules.create(
+                ignore_query=self.ignore_query,
+                ignore_body_paths=self.ignore_body_paths,
+                match_headers=self.match_headers,
+                ignore_host=self.match_ignore_host,
+            )
+        object.__setattr__(self, "matching", matching)
 
     @property
     def confdir_path(self) -> str:
         return os.path.expanduser(self.confdir)
 
-    @property
-    def has_matching_flags(self) -> bool:
-        return bool(
-            self.ignore_query or self.ignore_body_paths or self.match_headers
-            or self.match_ignore_host
-        )
+    def redactor(self) -> Redactor:
+        """The one Redactor of a `serve` process: the defaults and the --redact-* names."""
+        return Redactor.with_extra(self.redact_headers, self.redact_query, self.redact_json)
+
+
+def opt(flag: str, *dest: str, **kw: Any) -> Callable[[FC], FC]:
+    """A flag with its WIRETAPE_* variable (the flag wins over the variable); `dest`, if
+    given, is the ServeSettings field it fills (else the flag's name does)."""
+    return click.option(f"--{flag}", *dest, envvar=env(flag), show_envvar=True, **kw)
+
+
+SERVE_FLAGS = (
+    opt("mode", type=EnumChoice(Mode), default="record", help="record, replay or passthrough"),
+    opt("tape", type=TAPE, default="default", help="tape to record into / replay from"),
+    opt("db", type=DATABASE_URL, default="sqlite:///./wiretape.db",
+        help="SQLAlchemy URL of the store"),
+    opt("listen", type=ADDRESS, default="127.0.0.1:8080", help="proxy address HOST:PORT"),
+    opt("admin", type=ADDRESS, default="127.0.0.1:8081", help="admin API address HOST:PORT"),
+    opt("upstream", type=UPSTREAM, default=None,
+        help="reverse-proxy mode: forward to this base URL"),
+    opt("on-miss", type=EnumChoice(OnMiss), default="error",
+        help="replay miss: error, forward, record"),
+    opt("sequence", type=EnumChoice(SequencePolicy), default="repeat-last",
+        help="after the last recording of a key: repeat-last, cycle or strict"),
+    opt("overwrite", is_flag=True, default=False, help="record mode: empty the tape first"),
+    opt("token", default=None, callback=empty_is_none, help="admin API bearer token"),
+    opt("confdir", default="~/.wiretape", help="folder of the CA certificate and key"),
+    opt("upstream-insecure", is_flag=True, default=False,
+        help="do not verify upstream TLS certificates"),
+    opt("ignore-host", "ignore_hosts", type=REGEX, multiple=True,
+        help="regex: tunnel these hosts untouched (repeatable)"),
+    opt("redact-header", "redact_headers", multiple=True, callback=names,
+        help="more header names to redact (repeatable)"),
+    opt("redact-query", multiple=True, callback=names,
+        help="more query parameters to redact (repeatable)"),
+    opt("redact-json", multiple=True, callback=names,
+        help="more JSON fields to redact (repeatable)"),
+    opt("replay-latency", type=LATENCY, default="none",
+        help="replay delay: none, recorded or milliseconds"),
+    opt("upstream-timeout", type=SECONDS, default="60",
+        help="seconds to wait for an upstream's response head before failing (0: no limit)"),
+    opt("ignore-query", multiple=True, callback=names,
+        help="matching: query parameters to ignore (repeatable)"),
+    opt("ignore-body-path", "ignore_body_paths", type=BODY_PATH, multiple=True,
+        help="matching: JSON paths to ignore, e.g. $.timestamp"),
+    opt("match-header", "match_headers", multiple=True, callback=header_names,
+        help="matching: headers that take part in the key"),
+    opt("match-ignore-host", is_flag=True, default=False,
+        help="matching: leave scheme, host and port out of the key"),
+    opt("tape-file", default=None, type=click.Path(dir_okay=False),
+        help="load this HAR file into --tape before serving (replacing what the tape held)"),
+    opt("audit-every", type=DURATION, default=None,
+        help="audit the current tape against the live upstreams this often: 30s, 15m, 24h, 1d"),
+    opt("audit-header", "audit_headers", type=HEADER, multiple=True,
+        help="'Name: value' sent with scheduled audits' requests (credentials; repeatable)"),
+    opt("log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"),
+)
+
+
+def serve_flags(command: Callable[[ServeSettings], None]) -> Callable[..., None]:
+    """`wiretape serve`'s flags, handed to `command` as one ServeSettings."""
+
+    @functools.wraps(command)
+    def with_settings(**flags: Any) -> None:
+        command(ServeSettings(**flags))
+
+    for flag in reversed(SERVE_FLAGS):  # as if stacked as decorators, in this order
+        with_settings = flag(with_settings)
+    return with_settings

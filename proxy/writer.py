@@ -59,7 +59,6 @@ class Writer:
         self._queue: queue.Queue[object] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="wiretape-writer", daemon=True)
         self.written = 0
-        self.failed_batches = 0
         self.dropped = 0  # exchanges the database refused for what they contain
         # read-your-writes: items queued so far, and items the thread has finished with
         # (written, or dropped as refused); `flushed()` waits for the second to catch up
@@ -192,7 +191,6 @@ class Writer:
                 if _rejects_data(e):
                     raise _Refused() from e
                 # the database is restarting, locked or unreachable: wait and retry
-                self.failed_batches += 1
                 log.exception("writing %d exchanges failed; retrying in %.1fs",
                               sum(map(len, captures.values())) + len(misses), delay)
                 time.sleep(delay)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from sqlalchemy import create_engine, text
 from wiretape.storage import db
 
 from tests.artifacts import Artifacts, shared_artifacts
-from tests.helpers import Serve, Upstream, free_port, port_open, wait_for
+from tests.helpers import Serve, Upstream, port_open, wait_for
 
 PG_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
                "/usr/lib/postgresql/15/bin"]
@@ -34,14 +35,25 @@ def _pg_bin(name: str) -> str:
     )
 
 
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class PostgresServer:
     """initdb with trust auth into a temp dir, pg_ctl on a free loopback port; run as the
-    `postgres` user when we are root, because PostgreSQL refuses to run as root."""
+    `postgres` user when we are root, because PostgreSQL refuses to run as root.
+
+    PostgreSQL cannot bind port 0 and say which port it got, so it is given a port that was
+    free a moment ago, and another one if something took it in between."""
+
+    ATTEMPTS = 5
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="wiretape-pg-"))
         self.data = self.dir / "data"
-        self.port = free_port()
+        self.port = 0
         self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
@@ -54,11 +66,21 @@ class PostgresServer:
     def start(self) -> str:
         self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "--no-sync", "-E", "UTF8")
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c fsync=off "
-                f"-c synchronous_commit=off -c full_page_writes=off "
-                f"-c unix_socket_directories={self.dir} -c max_connections=300")
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
-                  str(self.dir / "log"), "-w", "-t", "60", "start")
+        log = self.dir / "log"
+        for attempt in range(1, self.ATTEMPTS + 1):
+            self.port = _unused_port()
+            opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c fsync=off "
+                    f"-c synchronous_commit=off -c full_page_writes=off "
+                    f"-c unix_socket_directories={self.dir} -c max_connections=300")
+            log.unlink(missing_ok=True)
+            try:
+                self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+                          str(log), "-w", "-t", "60", "start")
+                break
+            except subprocess.CalledProcessError:
+                taken = "address already in use" in log.read_text(errors="replace").lower()
+                if not taken or attempt == self.ATTEMPTS:
+                    raise
         wait_for(lambda: port_open(self.port), 30, "PostgreSQL to listen")
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -123,6 +145,15 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'wiretape.db'}"
     db.upgrade(url)
     return url
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections: held by a bound socket that never listens,
+    so no other test can start listening on it meanwhile."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Tiny test helpers: free ports, a real upstream HTTP server, a real `wiretape serve` process."""
+"""Tiny test helpers: waiting on a condition, a real upstream HTTP server, a real `wiretape serve`
+process. Servers bind port 0 and are asked which port they got: no port is picked before it
+is bound (another xdist worker could take it in between)."""
 
 from __future__ import annotations
 
@@ -25,12 +27,6 @@ WIRETAPE_BIN = str(Path(sys.executable).parent / "wiretape")
 WIRETAPE = [WIRETAPE_BIN]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,6 +45,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 # -- a real upstream ---------------------------------------------------------------------
+
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes,
+         headers: list[tuple[str, str]]) -> None:
+    """A whole HTTP/1.1 response with its Content-Length."""
+    handler.send_response(status)
+    for k, v in headers:
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
 
 @dataclass
 class Reply:
@@ -100,12 +107,7 @@ class Upstream:
                 elif isinstance(data, str):
                     data = data.encode()
                     headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-                self.send_response(reply.status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, reply.status, data, list(headers.items()))
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _new_pg_database
-from tests.helpers import WIRETAPE_BIN, Reply, free_port
+from tests.helpers import WIRETAPE_BIN, Reply
 
 
 def _eventually(check, timeout: float = 2.0, step: float = 0.05):
@@ -124,7 +124,7 @@ def _run_serve(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
     full_env.update(env or {})
     return subprocess.run(
-        [WIRETAPE_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}", *args],
+        [WIRETAPE_BIN, "serve", "--listen", "127.0.0.1:0", *args],
         capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120,
     )
 
@@ -140,7 +140,7 @@ def test_a_bad_tape_file_is_one_line_and_exit_2(tmp_path, content, message):
     if content is not None:
         path.write_text(content)
     p = _run_serve("--db", f"sqlite:///{tmp_path / 'w.db'}", "--admin",
-                   f"127.0.0.1:{free_port()}", "--confdir", str(tmp_path / "conf"),
+                   "127.0.0.1:0", "--confdir", str(tmp_path / "conf"),
                    "--tape-file", str(path), cwd=tmp_path)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
@@ -148,7 +148,7 @@ def test_a_bad_tape_file_is_one_line_and_exit_2(tmp_path, content, message):
 
 
 def test_a_non_loopback_admin_needs_a_token(tmp_path):
-    p = _run_serve("--db", f"sqlite:///{tmp_path / 'w.db'}", "--admin", f"0.0.0.0:{free_port()}",
+    p = _run_serve("--db", f"sqlite:///{tmp_path / 'w.db'}", "--admin", "0.0.0.0:0",
                    "--confdir", str(tmp_path / "conf"), cwd=tmp_path)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()

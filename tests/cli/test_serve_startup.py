@@ -65,10 +65,8 @@ def test_an_unusable_sqlite_file_is_one_line_and_exit_2(tmp_path, path, why):
     assert why in line
 
 
-def test_unreachable_postgresql_says_where_and_that_it_will_not_retry(tmp_path):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_unreachable_postgresql_says_where_and_that_it_will_not_retry(tmp_path, refusing_port):
+    port = refusing_port
     db = f"postgresql+psycopg://wiretape:s3cret-pw@127.0.0.1:{port}/tapes"
     line = one_line_exit_2(serve(tmp_path, "--listen", "127.0.0.1:0",
                                  "--admin", "127.0.0.1:0", db=db))

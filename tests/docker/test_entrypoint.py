@@ -38,7 +38,7 @@ from tests.docker.files import (
     mounts,
     stages,
 )
-from tests.helpers import free_port, wait_for
+from tests.helpers import LISTENING, wait_for
 
 IMAGE = stages()[-1]
 TOKEN = "ci-token-" + uuid.uuid4().hex[:8]
@@ -97,16 +97,16 @@ class Wiretape:
 
     def __init__(self, container: Container, *layers: dict[str, Any]) -> None:
         self.container = container
-        # The one change from the image: the proxy and the admin API listen on free loopback
-        # ports, not 0.0.0.0:8080/8081. In a container 0.0.0.0 is the container's own
-        # network namespace; here it would be every interface of a shared CI machine, and
-        # fixed ports collide with parallel test workers. The non-loopback admin address is
+        # The one change from the image: the proxy and the admin API listen on loopback
+        # ports the system picks (port 0, read back from the start-up log line), not
+        # 0.0.0.0:8080/8081. In a container 0.0.0.0 is the container's own network
+        # namespace; here it would be every interface of a shared CI machine, and fixed
+        # ports collide with parallel test workers. The non-loopback admin address is
         # exercised by test_refuses_a_network_admin_api_without_a_token.
-        self.proxy_port, self.admin_port = free_port(), free_port()
-        ports = {"WIRETAPE_LISTEN": f"127.0.0.1:{self.proxy_port}",
-                 "WIRETAPE_ADMIN": f"127.0.0.1:{self.admin_port}"}
-        self.env = container.env(*layers, ports)
-        self.log_path = container.root / f"serve-{self.proxy_port}.log"
+        self.proxy_port = self.admin_port = 0
+        self.env = container.env(*layers, {"WIRETAPE_LISTEN": "127.0.0.1:0",
+                                           "WIRETAPE_ADMIN": "127.0.0.1:0"})
+        self.log_path = container.root / f"serve-{uuid.uuid4().hex[:8]}.log"
         self.proc = start_entrypoint(container, self.env, self.log_path)
 
     @property
@@ -128,6 +128,15 @@ class Wiretape:
         def healthy() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"wiretape exited with {self.proc.returncode}:\n{self.log()}")
+            if not self.admin_port:
+                found = LISTENING.search(self.log())
+                if found is None:
+                    return False
+                self.proxy_port, self.admin_port = int(found["pport"]), int(found["aport"])
+                # the HEALTHCHECK finds the admin API through WIRETAPE_ADMIN, which in the
+                # image names the port it listens on
+                self.env |= {"WIRETAPE_LISTEN": f"127.0.0.1:{self.proxy_port}",
+                             "WIRETAPE_ADMIN": f"127.0.0.1:{self.admin_port}"}
             return self.healthcheck() == 0
 
         wait_for(healthy, timeout, "the image's HEALTHCHECK to pass")
@@ -227,8 +236,8 @@ def test_refuses_a_network_admin_api_without_a_token(tmp_path: Path):
     container = Container.make(tmp_path)
     # the image's own WIRETAPE_ADMIN host (0.0.0.0), on a free port; no WIRETAPE_TOKEN
     admin_host = IMAGE.env()["WIRETAPE_ADMIN"].rpartition(":")[0]
-    env = container.env({"WIRETAPE_LISTEN": f"127.0.0.1:{free_port()}",
-                         "WIRETAPE_ADMIN": f"{admin_host}:{free_port()}"})
+    env = container.env({"WIRETAPE_LISTEN": "127.0.0.1:0",
+                         "WIRETAPE_ADMIN": f"{admin_host}:0"})
     proc = start_entrypoint(container, env, tmp_path / "serve.log")
     assert proc.wait(20) == 2
     lines = (tmp_path / "serve.log").read_text().strip().splitlines()

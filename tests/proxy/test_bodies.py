@@ -97,6 +97,15 @@ def raw_upload(proxy_port: int, port: int) -> bytes:
 PATHS = ["/gzip", "/br", "/deflate", "/bad-gzip", "/binary", "/latin1", "/chunked", "/empty"]
 
 
+def stream_all(client: httpx.Client, base: str) -> dict[str, tuple[int, bytes]]:
+    """Every path over one kept-alive connection: status and the raw (still encoded) body."""
+    got = {}
+    for p in PATHS:
+        with client.stream("GET", f"{base}{p}") as r:
+            got[p] = (r.status_code, b"".join(r.iter_raw()))
+    return got
+
+
 def test_bodies_and_headers_replay_byte_for_byte(db_url, serve):
     origin = bodies_origin()
     rec = serve(db_url)
@@ -104,10 +113,7 @@ def test_bodies_and_headers_replay_byte_for_byte(db_url, serve):
     live["upload"] = raw_upload(rec.proxy_port, origin.port)
     # the same over one kept-alive connection with a real client
     with rec.client() as c:
-        streamed = {}
-        for p in PATHS:
-            with c.stream("GET", f"{origin.url}{p}") as r:
-                streamed[p] = (r.status_code, b"".join(r.iter_raw()))
+        streamed = stream_all(c, origin.url)
     assert rec.stop() == 0
     origin.stop()
 
@@ -133,10 +139,7 @@ def test_bodies_and_headers_replay_byte_for_byte(db_url, serve):
         again = {p: raw_get(rep.proxy_port, origin.port, p) for p in PATHS}
         again["upload"] = raw_upload(rep.proxy_port, origin.port)
         with rep.client() as c:
-            restreamed = {}
-            for p in PATHS:
-                with c.stream("GET", f"{origin.url}{p}") as r:
-                    restreamed[p] = (r.status_code, b"".join(r.iter_raw()))
+            restreamed = stream_all(c, origin.url)
         assert listener.accepted == 0
     finally:
         listener.close()

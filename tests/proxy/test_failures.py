@@ -3,6 +3,7 @@ recorded and replayed exactly as the client saw them live; replay latency."""
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 
@@ -10,13 +11,12 @@ import httpx
 import pytest
 from wiretape.storage import models as m
 
-from tests.helpers import Serve, stored_recordings
+from tests.helpers import Serve, stored_recordings, wait_for
 from tests.proxy.upstreams import (
     Origin,
     RawServer,
     breaking_off_mid_body,
     raw_exchange,
-    refusing_port,
     resetting,
     stalling,
     without_header,
@@ -40,8 +40,8 @@ def get(proxy_port: int, port: int, path: str) -> bytes:
     )
 
 
-def test_refused_reset_and_broken_off_replay_as_seen_live(sqlite_url, serve):
-    refused = refusing_port()
+def test_refused_reset_and_broken_off_replay_as_seen_live(sqlite_url, serve, refusing_port):
+    refused = refusing_port
     reset_srv = RawServer(resetting)
     broken = RawServer(breaking_off_mid_body)
     cases = [(refused, "/down"), (reset_srv.port, "/reset"), (broken.port, "/broken")]
@@ -103,8 +103,9 @@ def test_connect_timeout_is_a_timeout(sqlite_url, serve):
         f.setblocking(False)
         f.connect_ex(("127.0.0.1", port))
         fillers.append(f)
-    time.sleep(0.2)
     try:
+        # the first filler's handshake completes into the accept queue; the rest hang
+        wait_for(lambda: bool(select.select([], fillers, [], 0)[1]), 5, "the queue to fill")
         probe = socket.socket()
         probe.settimeout(0.5)
         try:
@@ -136,7 +137,8 @@ def test_client_giving_up_is_not_recorded_as_an_upstream_failure(sqlite_url, ser
     rec = serve(sqlite_url)
     with client(rec.proxy, 0.5) as c, pytest.raises(httpx.ReadTimeout):
         c.get(f"{slow.url}/slow")
-    time.sleep(0.5)
+    wait_for(lambda: "the client left before the upstream answered" in rec.log(), 10,
+             "the proxy to see the client leave")
     assert rec.stop() == 0
     slow.close()
     assert rows(sqlite_url) == []
@@ -190,8 +192,8 @@ def test_replay_latency_recorded_fixed_and_none(sqlite_url, serve, tmp_path):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("soon", "upstream timeout 'soon' must be a number of seconds (0: wait forever)"),
-    ("-3", "upstream timeout must be between 0 and 86400 seconds"),
+    ("soon", "--upstream-timeout 'soon' must be a number of seconds (0: wait forever)"),
+    ("-3", "--upstream-timeout must be between 0 and 86400 seconds"),
 ])
 def test_bad_upstream_timeout_is_one_line_and_exit_2(tmp_path, value, message):
     import subprocess

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from wiretape.storage import models as m
 
 from tests.helpers import WIRETAPE_BIN, stored_recordings
-from tests.proxy.upstreams import CountingListener, Origin, refusing_port
+from tests.proxy.upstreams import CountingListener, Origin
 
 SCRIPTS = Path(__file__).parent / "scripts"
 BINARY = bytes(range(256)) * 64
@@ -246,8 +246,8 @@ def test_ignore_host_is_tunnelled_untouched_and_not_recorded(sqlite_url, serve, 
         o.stop()
 
 
-def test_failures_over_https_and_http2_replay_as_seen_live(sqlite_url, serve):
-    port = refusing_port()
+def test_failures_over_https_and_http2_replay_as_seen_live(sqlite_url, serve, refusing_port):
+    port = refusing_port
     rec = serve(sqlite_url)
     live = {}
     for h2 in (False, True):

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -113,37 +112,25 @@ def test_a_repeated_miss_follows_the_tape_as_it_changes(db_url, upstream, serve)
 
 
 def test_replay_sends_nothing_upstream_even_on_a_miss(sqlite_url, serve):
-    # a listening socket that counts connections: replay must never connect to it
+    # a listening socket: replay must never connect to it
     import socket
 
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(16)
-    lsock.settimeout(0.1)
+    lsock.settimeout(10)
     port = lsock.getsockname()[1]
-    accepted = []
-
-    def accept_loop(stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = lsock.accept()
-                accepted.append(conn)
-            except OSError:
-                pass
-
-    stop = threading.Event()
-    t = threading.Thread(target=accept_loop, args=(stop,), daemon=True)
-    t.start()
     try:
         rep = serve(sqlite_url, "--mode", "replay")
         with rep.client() as c:
             r = c.get(f"http://127.0.0.1:{port}/never-recorded")
         assert r.status_code == 502 and r.headers["wiretape"] == "miss"
-        time.sleep(0.3)
-        assert accepted == []
+        # the accept queue keeps arrival order: a connection from the proxy would be first
+        with socket.create_connection(("127.0.0.1", port)) as mine:
+            first, peer = lsock.accept()
+            first.close()
+            assert peer == mine.getsockname()
     finally:
-        stop.set()
-        t.join()
         lsock.close()
 
 
@@ -290,14 +277,18 @@ def test_same_key_from_concurrent_clients_gets_seq_in_capture_order(db_url, upst
     assert [r.captured_ns for r in by_seq] == sorted(r.captured_ns for r in rows)
 
 
-def test_on_miss_forward_spies_and_record_records(sqlite_url, upstream, serve):
+def record_a(url: str, upstream, serve) -> None:  # type: ignore[no-untyped-def]
+    """A tape holding GET /a; the upstream also answers GET /b."""
     upstream.route("GET /a", Reply(200, "A"))
     upstream.route("GET /b", Reply(200, "B"))
-    rec = serve(sqlite_url)
+    rec = serve(url)
     with rec.client() as c:
         c.get(f"{upstream.url}/a")
     rec.stop()
 
+
+def test_on_miss_forward_answers_misses_live_without_recording(sqlite_url, upstream, serve):
+    record_a(sqlite_url, upstream, serve)
     spy = serve(sqlite_url, "--mode", "replay", "--on-miss", "forward")
     with spy.client() as c:
         assert c.get(f"{upstream.url}/a").headers.get("wiretape-recording")
@@ -306,6 +297,9 @@ def test_on_miss_forward_spies_and_record_records(sqlite_url, upstream, serve):
     spy.stop()
     assert [r.path for r in recordings(sqlite_url)] == ["/a"]
 
+
+def test_on_miss_record_records_misses_for_the_next_replay(sqlite_url, upstream, serve):
+    record_a(sqlite_url, upstream, serve)
     learn = serve(sqlite_url, "--mode", "replay", "--on-miss", "record")
     with learn.client() as c:
         assert c.get(f"{upstream.url}/b").text == "B"
@@ -382,10 +376,9 @@ def test_mode_change_at_run_time_is_followed(db_url, upstream, serve):
         assert s.api("GET", "/api/health").json()["mode"] == "replay"
 
 
-def test_upstream_unreachable_in_record_mode_is_recorded_not_lost(sqlite_url, serve):
-    from tests.helpers import free_port
-
-    port = free_port()  # nothing listens here
+def test_upstream_unreachable_in_record_mode_is_recorded_not_lost(sqlite_url, serve,
+                                                                  refusing_port):
+    port = refusing_port
     rec = serve(sqlite_url)
     with rec.client() as c:
         live = c.get(f"http://127.0.0.1:{port}/down")
@@ -407,14 +400,16 @@ def test_upstream_unreachable_in_record_mode_is_recorded_not_lost(sqlite_url, se
         (["--sequence", "loop"], "'loop' is not one of"),
         (["--listen", "localhost"], "--listen 'localhost' must be HOST:PORT"),
         (["--listen", "127.0.0.1:99999"], "must be between 0 (any free port) and 65535"),
-        (["--db", "mysql://x/y"], "--db must be a sqlite:/// or postgresql+psycopg:// URL"),
+        (["--db", "mysql://x/y"], "sqlite:/// or postgresql+psycopg:// URL"),
         (["--db", "not a url"], "is not a database URL"),
         (["--tape", "../etc"], "tape name '../etc' must be"),
         (["--admin", "0.0.0.0:9000"], "is not a loopback address: set --token"),
         (["--upstream", "orders:8080"], "must be a base URL"),
         (["--ignore-host", "(["], "is not a valid regular expression"),
         (["--replay-latency", "slow"], "must be none, recorded or a number of milliseconds"),
+        (["--replay-latency", "700000"], "--replay-latency must be between 0 and 600000 ms"),
         (["--ignore-body-path", "timestamp"], "must start with '$'"),
+        (["--match-header", "a b"], "header name 'a b' is not valid"),
         (["--bogus-flag"], "No such option '--bogus-flag'"),
     ],
 )
@@ -429,6 +424,7 @@ def test_bad_flag_values_are_one_line_and_exit_2(tmp_path, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert message in lines[0]
+    assert args[0] in lines[0]  # the line names the flag
     assert "Traceback" not in proc.stderr
 
 

@@ -14,7 +14,6 @@ from tests.proxy.upstreams import (
     CountingListener,
     Origin,
     raw_exchange,
-    refusing_port,
     without_header,
 )
 
@@ -105,8 +104,9 @@ def test_reverse_proxy_to_https_upstream_with_tls_or_plain_clients(sqlite_url, s
     assert (b2.status_code, b2.content) == (b.status_code, b.content)
 
 
-def test_reverse_proxy_upstream_down_is_recorded_and_replayed(sqlite_url, serve):
-    down = f"http://127.0.0.1:{refusing_port()}"
+def test_reverse_proxy_upstream_down_is_recorded_and_replayed(sqlite_url, serve,
+                                                            refusing_port):
+    down = f"http://127.0.0.1:{refusing_port}"
     request = b"GET /orders HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n"
     rec = serve(sqlite_url, "--upstream", down)
     live = direct(rec.proxy_port, request)

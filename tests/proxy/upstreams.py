@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.helpers import free_port
+from tests.helpers import send
 
 
 def self_signed_cert(folder: Path, name: str = "origin") -> tuple[Path, Path]:
@@ -87,12 +87,7 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status: int, body: bytes = b"",
               headers: list[tuple[str, str]] | None = None) -> None:
         """A whole response; header values are str, sent as latin-1 (any byte goes)."""
-        self.send_response(status)
-        for k, v in headers or []:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, status, body, headers or [])
 
     def _handle(self) -> None:
         origin = self.server.origin
@@ -159,51 +154,24 @@ class Origin:
         self.server.server_close()
 
 
-class CountingListener:
-    """Listens on a port and counts every connection attempt (then drops it): bound where
-    a stopped upstream was, it proves replay never tries to reach the network."""
+class RawServer:
+    """Accepts connections on a loopback port (a free one unless given) and hands each socket
+    to `behave(conn)` in a thread: for upstreams that reset, stall or break off mid-body.
+    `accepted` counts the connections."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, behave: Callable[[socket.socket], None], port: int = 0) -> None:
         self.sock = socket.socket()
+        # a given port is one a stopped upstream held a moment ago
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
-class RawServer:
-    """Accepts connections and hands each socket to `behave(conn)` in a thread: for upstreams
-    that reset, stall or break off mid-body."""
-
-    def __init__(self, behave: Callable[[socket.socket], None]) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.behave = behave
         self.accepted = 0
         self._stop = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
     @property
     def url(self) -> str:
@@ -229,7 +197,16 @@ class RawServer:
 
     def close(self) -> None:
         self._stop.set()
+        self._thread.join()
         self.sock.close()
+
+
+class CountingListener(RawServer):
+    """Counts every connection attempt (and drops it): bound where a stopped upstream was,
+    it proves replay never tries to reach the network."""
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(lambda _conn: None, port)
 
 
 def read_request_head(conn: socket.socket) -> bytes:
@@ -266,11 +243,6 @@ def stalling(seconds: float) -> Callable[[socket.socket], None]:
         read_request_head(conn)
         time.sleep(seconds)
     return behave
-
-
-def refusing_port() -> int:
-    """A loopback port nothing listens on (connections are refused)."""
-    return free_port()
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:

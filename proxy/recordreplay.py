@@ -1,0 +1,179 @@
+"""Record, replay or pass through each exchange, as the shared state's mode says."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from mitmproxy import http
+from sqlalchemy.orm import Session, sessionmaker
+from wiretape.storage import repository as repo
+from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Request
+from wiretape.storage.matching import MatchRules, match_key
+from wiretape.storage.redact import Redactor
+
+from . import flows
+from .metrics import OUTCOME, Outcome
+from .options import WiretapeOptions
+from .state import Runtime
+from .timeout import TIMED_OUT
+from .writer import Writer
+
+log = logging.getLogger(__name__)
+
+RECORD = "wiretape.record"  # flow.metadata key: (tape, captured_ns) for flows to store
+CLOSEST_MEMO_SIZE = 1024  # distinct misses whose closest recordings are kept
+
+
+class RecordReplay:
+    """The request hook decides; the response and error hooks hand captures to the writer.
+
+    In replay mode nothing reaches the network unless --on-miss says so: a miss is
+    answered here (a 502 naming the closest recordings), unlike mitmproxy's server
+    replay, which forwards a request once its recordings run out (mitmproxy #8363).
+    """
+
+    def __init__(self, rt: Runtime, options: WiretapeOptions, redactor: Redactor,
+                 writer: Writer, sessions: sessionmaker[Session]) -> None:
+        self.rt = rt
+        self.options = options
+        self.redactor = redactor
+        self.writer = writer
+        self.sessions = sessions
+
+    # -- the request path --------------------------------------------------------------
+    async def request(self, flow: http.HTTPFlow) -> None:
+        rt = self.rt
+        if flow.response is not None:
+            return
+        if flow.request.headers.get("upgrade"):
+            # WebSocket and other upgrades become a stream of frames, not an exchange
+            if rt.mode is not Mode.PASSTHROUGH:
+                log.info("%s %s: upgrade to %s passed through, not recorded",
+                         flow.request.method, flow.request.pretty_url,
+                         flow.request.headers["upgrade"])
+            return
+        if rt.mode is Mode.PASSTHROUGH or self._ignored(flow):
+            return
+        if rt.mode is Mode.RECORD:
+            self._record(flow)
+            return
+        try:
+            req = self.redactor.request(flows.request_of(flow))
+            key = match_key(req, rt.rules)
+            entry = rt.index.next(key, self.options.config.sequence)
+        except Exception as e:
+            # an addon error would let mitmproxy forward the flow: replay must never reach
+            # the network, so answer instead
+            log.exception("%s %s: cannot match this request", flow.request.method,
+                          flow.request.pretty_url)
+            flow.response = flows.error_response(f"wiretape could not replay this request: {e}")
+            return
+        if entry is None:
+            await self._miss(flow, req, key)
+            return
+        await self._delay(entry.duration_ms)
+        if entry.failure_kind is not None:
+            flow.response = flows.failure_response(entry, flow.request.is_http2)
+        else:
+            flow.response = flows.replayed_response(entry)
+        flow.is_replay = "response"
+        flow.metadata[OUTCOME] = Outcome.REPLAYED
+        log.info("replayed #%d %s %s", entry.id, req.method, req.url)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        flow.metadata[RECORD] = (self.rt.tape, time.time_ns())
+        flow.metadata[OUTCOME] = Outcome.RECORDED
+
+    def _ignored(self, flow: http.HTTPFlow) -> bool:
+        ignore_hosts = self.options.config.ignore_hosts
+        if not ignore_hosts:
+            return False
+        target = f"{flow.request.host}:{flow.request.port}"
+        return any(rex.search(target) for rex in ignore_hosts)
+
+    async def _delay(self, recorded_ms: float) -> None:
+        config = self.options.config
+        ms = recorded_ms if config.recorded_latency else config.latency_ms
+        if ms > 0:
+            await asyncio.sleep(ms / 1000)
+
+    # -- misses ------------------------------------------------------------------------
+    async def _miss(self, flow: http.HTTPFlow, req: Request, key: str) -> None:
+        rt = self.rt
+        if rt.on_miss is OnMiss.FORWARD:
+            log.info("miss %s %s: forwarded (spy)", req.method, req.url)
+            return
+        if rt.on_miss is OnMiss.RECORD:
+            log.info("miss %s %s: forwarded and recorded", req.method, req.url)
+            self._record(flow)
+            return
+        try:
+            closest = await self._closest_cached(req, key)
+        except Exception:
+            log.exception("finding the closest recordings failed")
+            closest = []
+        self.writer.miss(rt.tape, req.method, req.url, closest)
+        log.info("miss %s %s (tape %s)", req.method, req.url, rt.tape)
+        flow.metadata[OUTCOME] = Outcome.MISS
+        flow.response = flows.miss_response(
+            {
+                "error": "no recording matches",
+                "tape": rt.tape,
+                "request": {"method": req.method, "url": req.url},
+                "closest": closest,
+            }
+        )
+
+    def _closest(self, tape: str, req: Request, rules: MatchRules) -> list[dict[str, Any]]:
+        with self.sessions() as s:
+            return repo.closest(s, tape, req, rules)
+
+    async def _closest_cached(self, req: Request, key: str) -> list[dict[str, Any]]:
+        """The closest recordings to a miss, computed once per key while the tape and its
+        rules stay as they are: a test suite repeats its misses (retries, polling), and
+        each would otherwise cost queries and a diff against every candidate."""
+        rt = self.rt
+        # explain() reports the host as sent; everything else it reads is in the key
+        cache_key = (rt.tape, key, req.host)
+        memo = rt.closest
+        cached = memo.get(cache_key)
+        if cached is not None:
+            return cached
+        closest = await asyncio.to_thread(self._closest, rt.tape, req, rt.rules)
+        if memo is rt.closest:  # the tape or rules did not change meanwhile
+            if len(memo) >= CLOSEST_MEMO_SIZE:
+                memo.clear()
+            memo[cache_key] = closest
+        return closest
+
+    # -- captures ----------------------------------------------------------------------
+    def response(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.pop(RECORD, None)
+        if meta is None:
+            return
+        assert flow.response is not None
+        if flow.response.status_code == 101 or flow.websocket is not None:
+            log.info("%s: upgraded connection passed through, not recorded",
+                     flow.request.pretty_url)
+            return
+        tape, captured_ns = meta
+        self.writer.record(tape, flows.exchange_of(flow, captured_ns))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        # set until the response hook has run: an error after that (the client leaving
+        # once served) is not a second exchange; an error mid-body is this one's failure
+        meta = flow.metadata.pop(RECORD, None)
+        if meta is None:
+            return
+        timed_out = bool(flow.metadata.pop(TIMED_OUT, False))
+        message = flow.error.msg if flow.error else ""
+        if not timed_out and flows.client_gave_up(message):
+            log.info("%s %s: the client left before the upstream answered (%s); not recorded",
+                     flow.request.method, flow.request.pretty_url, message)
+            return
+        tape, captured_ns = meta
+        kind = FailureKind.TIMEOUT if timed_out else None
+        self.writer.record(tape, flows.exchange_of(flow, captured_ns, kind))
