@@ -36,7 +36,10 @@ def chromium_path() -> str:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is running its event loop stays
+# the thread's running loop, and the async tests that a worker runs next (anyio) would fail
+# to start theirs. pytest tears a module's fixtures down before the next module's tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     path = chromium_path()
     with sync_playwright() as p:

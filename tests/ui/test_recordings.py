@@ -74,6 +74,8 @@ def test_filter_then_open_an_exchange(sqlite_url, upstream, serve, ui):
     expect(curl).to_contain_text("curl -X 'POST' -H 'Accept: */*'")
     expect(curl).to_contain_text("--data-raw '{\"sku\":\"A-1\",\"password\":\"REDACTED\"}'")
     expect(curl).to_contain_text(f"'{upstream.url}/orders'")
+    response.get_by_role("tab", name="JSON").click()
+    expect(response.locator(".json")).to_contain_text('"id": 3')
     ui.shot("exchange")
     ui.check()
 

@@ -14,10 +14,12 @@ const NUMERIC = new Set(["#", "Seq", "Size", "Time"]);
 
 export async function render(root, ctx) {
   const query = ctx.query;
-  const tapes = await api("GET", "/api/tapes", {signal: ctx.signal});
   const results = h("div", {id: "results"});
+  // the page of recordings is asked for at once, not after the tape list
+  const page = loadPage(results, query, ctx);
+  const tapes = await api("GET", "/api/tapes", {signal: ctx.signal});
   root.append(h("h1", {}, "Recordings"), filterForm(query, tapes, ctx), results);
-  await loadPage(results, query, ctx);
+  await page;
 }
 
 function filterForm(query, tapes, ctx) {
