@@ -100,7 +100,7 @@ async def ui_slash() -> RedirectResponse:
     return RedirectResponse("/ui/", status_code=307)
 
 
-@router.get("/ui/static/{name:path}")
+@router.api_route("/ui/static/{name:path}", methods=["GET", "HEAD"])
 async def ui_static(name: str, request: Request) -> Response:
     asset = assets().get(name)
     if asset is None:
@@ -108,7 +108,7 @@ async def ui_static(name: str, request: Request) -> Response:
     return _answer(asset, request)
 
 
-@router.get("/ui/{page:path}")
+@router.api_route("/ui/{page:path}", methods=["GET", "HEAD"])
 async def ui_page(page: str, request: Request) -> Response:
     """Every page of the UI is the same document; its script reads the path and query."""
     return _answer(index(), request)

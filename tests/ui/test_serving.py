@@ -73,7 +73,9 @@ async def test_static_files_load_without_the_token(client, name, media):
     assert r.content == (STATIC / name).read_bytes()
     assert_hardened(r)
     again = await client.get(f"/ui/static/{name}", headers={"If-None-Match": r.headers["etag"]})
-    assert again.status_code == 304
+    assert again.status_code == 304 and again.content == b""
+    head = await client.head(f"/ui/static/{name}")
+    assert head.status_code == 200 and head.headers["etag"] == r.headers["etag"]
 
 
 async def test_the_data_keeps_needing_the_token(client):
