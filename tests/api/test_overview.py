@@ -43,8 +43,12 @@ async def test_unknown_and_invalid_tapes(client):
 
 async def test_after_an_audit_that_found_breaking_drift(client, db_url, upstream):
     pay = Payments(upstream)
-    add(db_url, "pay", live_exchange(pay.url, "/payments/7"), live_exchange(pay.url, "/status"))
-    add(db_url, "pay", live_exchange(pay.url, "/status?x=1"))
+
+    def recorded(target: str):  # slow when recorded: a loaded machine adds no latency drift
+        return live_exchange(pay.url, target).with_(duration_ms=60_000.0)
+
+    add(db_url, "pay", recorded("/payments/7"), recorded("/status"))
+    add(db_url, "pay", recorded("/status?x=1"))
     pay.version = 2
     started = await client.post("/api/tapes/pay/audit", json={})
     assert started.status_code == 202, started.text
@@ -64,6 +68,6 @@ async def test_after_an_audit_that_found_breaking_drift(client, db_url, upstream
     assert f["oldest_verified_at"] is not None and f["oldest_verified_at"].endswith("Z")
 
     # a recording added afterwards has not been verified
-    add(db_url, "pay", live_exchange(pay.url, "/status?x=2"))
+    add(db_url, "pay", recorded("/status?x=2"))
     f = (await client.get("/api/tapes/pay/overview")).json()["freshness"]
     assert f["verified"] == 3 and f["never_verified"] == 1

@@ -3,9 +3,14 @@ kept in the tab's session storage and sent as a bearer header."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from tests.helpers import Reply
@@ -47,7 +52,17 @@ def test_a_recorded_script_body_renders_as_text_and_never_runs(sqlite_url, upstr
     page.locator("#edit").click()
     expect(page.locator("#edit-body")).to_have_value(re.compile(re.escape(IMG.replace('"', '\\"'))))
     page.locator("#copy-curl").click()
-    expect(page.locator("#curl-command")).to_contain_text("<script>window.pwned")
+    command = page.locator("#curl-command")
+    expect(command).to_contain_text("<script>window.pwned")
+    # the command is shell-safe: run as is, it sends the recorded body again, quotes and all
+    if shutil.which("curl") is None:
+        pytest.fail("curl is not installed (apt-get install -y curl; .ci/run does)")
+    seen = len(upstream.seen)
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    run = subprocess.run(["bash", "-c", command.inner_text() + " -sS -o /dev/null"],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(upstream.seen[seen].body) == {"text": SCRIPT}
 
     # a miss with a hostile URL, in the live journal
     assert wt.api("PUT", "/api/mode", json={"mode": "replay"}).status_code == 200
