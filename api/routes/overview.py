@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ def _last_audit(s: Session, name: str) -> schemas.LastAudit | None:
     summary = audit.summary or {}
     passed = summary.get("passed") if audit.status == "done" else None
     return schemas.LastAudit(
-        id=audit.id, status=cast(schemas.AuditStatus, audit.status),
+        id=audit.id, status=audit.status,
         started_at=repo.as_utc(audit.started_at) if audit.started_at else None,
         finished_at=repo.as_utc(audit.finished_at) if audit.finished_at else None,
         fail_on=audit.fail_on, passed=passed if isinstance(passed, bool) else None,
