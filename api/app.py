@@ -20,7 +20,7 @@ from wiretape.storage.metrics import WriterCollector
 
 from . import drift, schemas
 from .deps import get_session, require_token
-from .routes import recordings, system, tapes
+from .routes import overview, recordings, system, tapes, ui
 from .settings import ApiSettings
 from .version import wiretape_version
 
@@ -120,11 +120,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     guarded.include_router(system.router)
     guarded.include_router(recordings.router)
     guarded.include_router(tapes.router)
+    guarded.include_router(overview.router)
     app.include_router(public)
     app.include_router(guarded)
     app.include_router(system.metrics_router, dependencies=[Depends(require_token)],
                        responses={401: schemas.ERROR_RESPONSES[401]})
     # diffs, noise, audits, freshness (own token dependency); the same documented errors
     app.include_router(drift.router, responses=schemas.ERROR_RESPONSES)
+    ui.install(app)  # the web UI at /ui/: static files, no token (they hold no data)
     add_error_handlers(app)
     return app

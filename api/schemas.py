@@ -285,6 +285,42 @@ class ImportResult(BaseModel):
     replaced: bool
 
 
+class FreshnessSummary(BaseModel):
+    verified: int = Field(description="recordings a drift audit has compared with the live "
+                                      "upstream")
+    never_verified: int
+    oldest_verified_at: datetime | None
+    newest_verified_at: datetime | None
+    verdicts: dict[str, int] = Field(
+        description="verified recordings per last verdict (ok, breaking, additive, value, "
+                    "latency, refreshed)", examples=[{"ok": 40, "breaking": 2}])
+
+
+class LastAudit(BaseModel):
+    id: int
+    status: str = Field(description="running, done or failed")
+    started_at: datetime | None
+    finished_at: datetime | None
+    fail_on: str
+    passed: bool | None = Field(description="nothing at or above fail_on drifted; null "
+                                            "while running or when the audit failed")
+    recordings: int = Field(description="recordings audited (0 while running)")
+    drifted: int
+    verdicts: dict[str, int] = Field(description="recordings per verdict")
+
+
+class TapeOverview(BaseModel):
+    """A tape at a glance: what the web UI's tapes page shows for each tape."""
+
+    name: str
+    recordings: int
+    created_at: datetime
+    updated_at: datetime
+    matching: MatchingRules
+    last_audit: LastAudit | None
+    freshness: FreshnessSummary
+
+
 # -- errors ------------------------------------------------------------------------------
 
 class ErrorOut(BaseModel):
