@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError
 from wiretape.storage import db
-from wiretape.storage import repository as repo
-from wiretape.storage.edit import InvalidEdit
-from wiretape.storage.har import HarError
-from wiretape.storage.matching import InvalidRule
+from wiretape.storage.errors import WiretapeError
 from wiretape.storage.metrics import WriterCollector
 
 from . import drift, schemas
@@ -25,8 +21,6 @@ from .settings import ApiSettings
 from .version import wiretape_version
 
 __all__ = ["ApiSettings", "create_app", "get_session", "wiretape_version"]
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Browse, search, edit and move the recordings of a running wiretape; switch its mode at
@@ -42,12 +36,6 @@ endpoint but `/api/health` needs it. Errors are `{"detail": "..."}`: 404 for an 
 or tape, 409 for a conflict, 422 for invalid input.
 """
 
-# domain errors that mean "this input cannot be used": 422 with the error's own words
-INVALID_INPUT: tuple[type[Exception], ...] = (
-    InvalidRule, InvalidEdit, HarError, recordings.InvalidCursor,
-)
-
-
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
     errors = []
     lines = []
@@ -60,28 +48,18 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(LookupError)
-    async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
-        if isinstance(exc, KeyError | IndexError):  # a bug, not an unknown id
-            log.error("internal error", exc_info=exc)
-            return JSONResponse({"detail": "internal error"}, status_code=500)
-        return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
+    """The app's one error mapping: a WiretapeError answers its own status with its message;
+    anything else is a bug and stays a 500 (logged with its traceback)."""
 
-    @app.exception_handler(repo.TapeExists)
-    async def conflict(_request: Request, exc: repo.TapeExists) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+    @app.exception_handler(WiretapeError)
+    async def wiretape_error(_request: Request, exc: WiretapeError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     @app.exception_handler(IntegrityError)
     async def integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
         # two requests raced to create the same tape
         return JSONResponse({"detail": "conflict with a concurrent change; try again"},
                             status_code=409)
-
-    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    for cls in INVALID_INPUT:
-        app.add_exception_handler(cls, invalid)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from wiretape.storage import db
 
-from .main import EXIT_USAGE, UserError, env
+from .main import EXIT_USAGE, UserError, env, open_store
 from .settings import SettingsError, check_tape_name, split_names
 
 EXIT_DIFFERS = 1
@@ -22,16 +22,6 @@ _fail_on = click.Choice(["breaking", "additive", "value", "latency"], case_sensi
 def _db_option() -> Any:
     return click.option("--db", "db_url", envvar="WIRETAPE_DB", default="sqlite:///./wiretape.db",
                         show_envvar=True, help="SQLAlchemy URL of the store")
-
-
-def _store(url: str) -> Any:
-    """An engine on the store, migrated first (like `serve`)."""
-    try:
-        url = db.check_url(url)
-    except db.InvalidDatabaseURL as e:
-        raise UserError(str(e)) from e
-    db.ensure_current(url)
-    return db.make_engine(url)
 
 
 def _tape(name: str) -> str:
@@ -66,16 +56,13 @@ def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
 
     Exit 0 when they are the same, 1 when something differs, 2 on a usage error."""
     from wiretape.storage import compare
-    from wiretape.storage import repository as repo
     from wiretape.storage.diff import render_junit, render_text
 
     a, b = _tape(tape_a), _tape(tape_b)
-    engine = _store(db_url)
+    engine = open_store(db_url)
     try:
         with _sessions(engine)() as s:
             result = compare.tape_diff(s, a, b, strict)
-    except repo.TapeNotFound as e:
-        raise UserError(str(e).strip("'\"")) from e
     finally:
         engine.dispose()
     fmt = fmt.lower()
@@ -136,7 +123,6 @@ def audit(**kw: Any) -> None:
 
     Exit 0 when nothing drifted at or above --fail-on, 1 when something did, 2 on a usage
     error (unknown tape, bad --header)."""
-    from wiretape.storage import repository as repo
     from wiretape.storage.audit import AuditOptions, InvalidHeader, TapeAudit, parse_header
     from wiretape.storage.drift import DriftClass
     from wiretape.storage.redact import Redactor
@@ -154,13 +140,10 @@ def audit(**kw: Any) -> None:
     redactor = Redactor.with_extra(split_names(kw["redact_header"]),
                                    split_names(kw["redact_query"]),
                                    split_names(kw["redact_json"]))
-    engine = _store(kw["db_url"])
+    engine = open_store(kw["db_url"])
     try:
         sessions = _sessions(engine)
-        try:
-            job = TapeAudit.begin(sessions, tape, options, trigger="cli", redactor=redactor)
-        except repo.TapeNotFound as e:
-            raise UserError(str(e).strip("'\"")) from e
+        job = TapeAudit.begin(sessions, tape, options, trigger="cli", redactor=redactor)
         with _progress(job.planned) as tick:
             try:
                 report = asyncio.run(job.run(tick))

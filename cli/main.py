@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from wiretape.storage import db
+from wiretape.storage.errors import WiretapeError
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 
 from .settings import (
@@ -96,7 +97,7 @@ def serve(**kw: Any) -> None:
         settings = ServeSettings(
             mode=Mode(kw["mode"].lower()),
             tape=check_tape_name(kw["tape"]),
-            db=db.check_url(kw["db"]),
+            db=_url(kw["db"]),
             listen=parse_address("--listen", kw["listen"]),
             admin=parse_address("--admin", kw["admin"]),
             upstream=check_upstream(kw["upstream"]),
@@ -200,7 +201,7 @@ def _when(flag: str, value: str | None) -> datetime | None:
                         "e.g. 2026-11-02T09:00:00Z") from e
 
 
-def _store(url: str) -> Any:
+def open_store(url: str) -> Any:
     """An engine on the store, migrated first (like `serve`, these commands bring the schema
     up to date, so they work on a new database file)."""
     url = _url(url)
@@ -253,12 +254,10 @@ def ls(**kw: Any) -> None:
         status=kw["status"], q=kw["q"], since=_when("--since", kw["since"]),
         until=_when("--until", kw["until"]),
     )
-    engine = _store(kw["db"])
+    engine = open_store(kw["db"])
     try:
         with db.make_sessions(engine)() as s:
             rows = repo.list_recordings(s, f, kw["limit"])
-    except repo.TapeNotFound as e:
-        raise UserError(str(e).strip("'\"")) from e
     finally:
         engine.dispose()
     if not rows:
@@ -300,13 +299,10 @@ def export_cmd(**kw: Any) -> None:
     name = _checked_tape(kw["tape"])
     assert name is not None
     target = kw["output"]
-    engine = _store(kw["db"])
+    engine = open_store(kw["db"])
     try:
         with db.make_sessions(engine)() as s:
-            try:
-                tape = repo.require_tape(s, name)
-            except repo.TapeNotFound as e:
-                raise UserError(str(e).strip("'\"")) from e
+            tape = repo.require_tape(s, name)
             matching = MatchRules.from_dict(tape.matching).to_dict()
             count = 0
 
@@ -357,7 +353,7 @@ def import_cmd(file: str, **kw: Any) -> None:
                                    split_names(kw["redact_query"]),
                                    split_names(kw["redact_json"]))
     exchanges, matching = read_tape_file(file, redactor)
-    engine = _store(kw["db"])
+    engine = open_store(kw["db"])
     try:
         with db.make_sessions(engine).begin() as s:
             ids = repo.import_exchanges(s, name, exchanges, replace=kw["replace"],
@@ -385,7 +381,7 @@ def _url(value: str) -> str:
     try:
         return db.check_url(value)
     except db.InvalidDatabaseURL as e:
-        raise UserError(str(e)) from e
+        raise UserError(f"--db: {e}") from e
 
 
 def setup_logging(level: str) -> None:
@@ -427,6 +423,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except click.ClickException as e:
         click.echo(f"wiretape: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except WiretapeError as e:  # raised by storage or drift: the one place it is shown
+        click.echo(f"wiretape: error: {e}", err=True)
         sys.exit(e.exit_code)
     except OSError as e:
         click.echo(f"wiretape: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),

@@ -53,6 +53,7 @@ from .drift import (
     render_audit_text,
     worst,
 )
+from .errors import InvalidInput
 from .exchange import Exchange, Failure, FailureKind, Headers, Request, Response
 from .models import utcnow
 from .redact import REDACTED, Redactor
@@ -72,11 +73,11 @@ _NOT_SENT = frozenset({
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class InvalidHeader(ValueError):
+class InvalidHeader(InvalidInput):
     """A --header value that is not `Name: value`."""
 
 
-class InvalidDuration(ValueError):
+class InvalidDuration(InvalidInput):
     """A duration such as --audit-every that is not a number with s, m, h or d."""
 
 
@@ -139,9 +140,9 @@ class AuditOptions:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise InvalidInput("concurrency must be at least 1")
         if not self.timeout > 0:
-            raise ValueError("timeout must be a positive number of seconds")
+            raise InvalidInput("timeout must be a positive number of seconds")
         for name, value in self.headers:
             check_header(name, value)
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import brotli
 
+from .errors import InvalidInput
 from .exchange import Headers, header_value
 
 
-class DecodeError(ValueError):
+class DecodeError(InvalidInput):
     """A body could not be decoded with its declared Content-Encoding."""
 
 

@@ -11,9 +11,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .errors import InvalidInput
 
-class InvalidDatabaseURL(ValueError):
-    """The --db value is not a usable SQLAlchemy URL."""
+
+class InvalidDatabaseURL(InvalidInput):
+    """A database URL that is not a usable SQLAlchemy URL."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -29,11 +31,11 @@ def check_url(url: str) -> str:
     try:
         u = make_url(url)
     except ArgumentError as e:
-        raise InvalidDatabaseURL(f"--db {url!r} is not a database URL") from e
+        raise InvalidDatabaseURL(f"{url!r} is not a database URL") from e
     backend = u.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise InvalidDatabaseURL(
-            f"--db must be a sqlite:/// or postgresql+psycopg:// URL, not {backend!r}"
+            f"a sqlite:/// or postgresql+psycopg:// URL is needed, not {backend!r}"
         )
     if backend == "postgresql" and u.get_driver_name() not in ("psycopg", "psycopg2"):
         url = str(u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))

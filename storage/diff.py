@@ -37,6 +37,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from .codec import body_view, decoded_body
+from .errors import InvalidInput
 from .exchange import Exchange, Headers, Request
 
 # Headers that say nothing about what the upstream answered. Content-Encoding is here
@@ -63,7 +64,7 @@ IGNORED_HEADERS = frozenset(
 )
 
 
-class InvalidPath(ValueError):
+class InvalidPath(InvalidInput):
     """A diff path or noise pattern that cannot be parsed."""
 
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .diff import Change, ChangeKind, NoiseMatcher, diff_exchanges, short_value, xml_safe
+from .errors import InvalidInput
 from .exchange import Exchange
 
 
-class InvalidDriftClass(ValueError):
-    """A `--fail-on` value that names no drift class."""
+class InvalidDriftClass(InvalidInput):
+    """A fail-on value that names no drift class."""
 
 
 class DriftClass(enum.StrEnum):

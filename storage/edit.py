@@ -6,11 +6,12 @@ from dataclasses import replace
 from http import HTTPStatus
 
 from .codec import DecodeError, decode_content, encode_content
+from .errors import InvalidInput
 from .exchange import Headers, Response, header_value
 from .redact import fix_content_length
 
 
-class InvalidEdit(ValueError):
+class InvalidEdit(InvalidInput):
     """An edit that cannot be stored consistently (e.g. an unsupported Content-Encoding)."""
 
 

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .codec import DecodeError, decode_content
 from .edit import InvalidEdit, encode_body
+from .errors import InvalidInput
 from .exchange import (
     DEFAULT_PORTS,
     Exchange,
@@ -41,7 +42,7 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$")
 _VERSION = re.compile(r"^HTTP/\d(\.\d)?$")
 
 
-class HarError(ValueError):
+class HarError(InvalidInput):
     """A HAR document wiretape cannot import; the message names the entry and the field."""
 
 

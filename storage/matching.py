@@ -16,11 +16,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from .codec import decoded_body, parse_json
+from .errors import InvalidInput
 from .exchange import Request
 from .redact import REDACTED
 
 
-class InvalidRule(ValueError):
+class InvalidRule(InvalidInput):
     """A matching rule that cannot be applied (bad JSON path, bad header name)."""
 
 

@@ -27,16 +27,17 @@ from sqlalchemy.orm import Session, load_only
 
 from . import models as m
 from .codec import decoded_body
+from .errors import Conflict, NotFound
 from .exchange import Exchange, Failure, FailureKind, Request, Response
 from .matching import MatchRules, explain, match_key
 from .models import utcnow
 
 
-class TapeNotFound(LookupError):
+class TapeNotFound(NotFound):
     """No tape has that name."""
 
 
-class RecordingNotFound(LookupError):
+class RecordingNotFound(NotFound):
     """No recording has that id."""
 
 
@@ -456,7 +457,7 @@ def count_recordings(s: Session, tape_name: str) -> int:
 
 # -- the admin API: listing, editing and moving recordings and tapes ---------------------
 
-class TapeExists(ValueError):
+class TapeExists(Conflict):
     """A tape with that name already exists (the API answers 409)."""
 
 
@@ -841,7 +842,7 @@ def tape_recordings(s: Session, name: str, batch: int = 500) -> Iterable[m.Recor
 
 # -- drift audits, noise and freshness -----------------------------------------------------
 
-class AuditNotFound(LookupError):
+class AuditNotFound(NotFound):
     """No audit has that id."""
 
 

@@ -20,6 +20,7 @@ from wiretape.storage.edit import (
     reason_for,
     with_content_length,
 )
+from wiretape.storage.errors import InvalidInput
 from wiretape.storage.exchange import DEFAULT_PORTS, Exchange, Failure, Request
 from wiretape.storage.exchange import Response as StoredResponse
 
@@ -29,7 +30,7 @@ from ..deps import SessionDep, SettingsDep
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(InvalidInput):
     """A `cursor` that no page handed out."""
 
 
