@@ -8,15 +8,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, status
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from wiretape.storage import compare
+from wiretape.drift import compare
+from wiretape.drift.audit import AuditOptions, AuditReport, AuditRunner, TapeAudit, load_report
+from wiretape.drift.kinds import DriftClass, ReportFormat
+from wiretape.drift.metrics import DriftCollector
+from wiretape.drift.render import render_junit, render_text
 from wiretape.storage import repository as repo
-from wiretape.storage.audit import AuditOptions, AuditReport, AuditRunner, TapeAudit, load_report
-from wiretape.storage.diff import InvalidPath, render_junit, render_text
-from wiretape.storage.drift import DriftClass
-from wiretape.storage.metrics import DriftCollector
+from wiretape.storage.models import AuditTrigger
+from wiretape.storage.times import as_utc
 
 from .deps import SessionDep, SessionsDep, SettingsDep, require_token
 from .schemas import TAPE_NAME_PATTERN
@@ -27,7 +29,7 @@ TapeName = Annotated[str, Path(pattern=TAPE_NAME_PATTERN, max_length=200,
 RecordingId = Annotated[int, Path(ge=1, le=INT32, description="recording id")]
 AuditId = Annotated[int, Path(ge=1, le=INT32, description="audit id")]
 Strict = Annotated[bool, Query(description="keep noise (timestamps, request ids) in the verdict")]
-Format = Annotated[Literal["json", "text", "junit"],
+Format = Annotated[ReportFormat,
                    Query(description="json (default), text (read at a glance) or junit (CI)")]
 
 
@@ -242,14 +244,14 @@ def recording_diff(a: RecordingId, b: RecordingId, s: SessionDep,
 @router.get("/tapes/{a}/diff/{b}", response_model=TapeDiffOut, summary="Diff two tapes",
             responses={200: {"content": {"text/plain": {}, "application/xml": {}}}})
 def tape_diff(a: TapeName, b: TapeName, s: SessionDep, strict: Strict = False,
-              format: Format = "json") -> Any:
+              format: Format = ReportFormat.JSON) -> Any:
     """Tape `a` (baseline) against tape `b`, paired by match key and seq: recordings only in
     B (`added`) or only in A (`removed`), changed pairs with their changes, the unchanged
     count, status class changes, p50/p95 latency per endpoint and error rates."""
     result = compare.tape_diff(s, a, b, strict)
-    if format == "text":
+    if format is ReportFormat.TEXT:
         return PlainTextResponse(render_text(result))
-    if format == "junit":
+    if format is ReportFormat.JUNIT:
         return Response(render_junit(result, f"wiretape diff {a} {b}"),
                         media_type="application/xml")
     return result.to_dict()
@@ -268,10 +270,7 @@ def get_noise(name: TapeName, s: SessionDep) -> Any:
 
 @router.put("/tapes/{name}/noise", response_model=NoiseOut, summary="Set a tape's noise")
 def put_noise(name: TapeName, body: NoiseUpdate, s: SessionDep) -> Any:
-    try:
-        return compare.set_noise(s, name, body.manual, body.detected)
-    except InvalidPath as e:
-        raise HTTPException(422, str(e)) from e
+    return compare.set_noise(s, name, body.manual, body.detected)
 
 
 # -- audits -------------------------------------------------------------------------------
@@ -296,15 +295,12 @@ def start_audit(
     status class changed), `additive` (new field or header), `value`, `latency` (live
     slower than 2x recorded). Runs in the background: poll `GET /api/audits/{id}`."""
     req = body or AuditRequest()
-    try:
-        options = AuditOptions(
-            headers=tuple(req.headers.items()), concurrency=req.concurrency,
-            timeout=req.timeout, strict=req.strict, fail_on=req.fail_on, refresh=req.refresh,
-            verify_tls=req.verify_tls,
-        )
-    except ValueError as e:
-        raise HTTPException(422, str(e)) from e
-    audit = TapeAudit.begin(sessions, name, options, trigger="api",
+    options = AuditOptions(
+        headers=tuple(req.headers.items()), concurrency=req.concurrency,
+        timeout=req.timeout, strict=req.strict, fail_on=req.fail_on, refresh=req.refresh,
+        verify_tls=req.verify_tls,
+    )
+    audit = TapeAudit.begin(sessions, name, options, trigger=AuditTrigger.API,
                             redactor=settings.redactor, on_change=settings.notifier.changed)
     _runner(request).start(audit)
     url = f"/api/audits/{audit.id}"
@@ -314,17 +310,17 @@ def start_audit(
     )
 
 
-def _report_response(report: AuditReport, format: str) -> Any:
-    if format == "text":
-        return PlainTextResponse(report.render("text"))
-    if format == "junit":
-        return Response(report.render("junit"), media_type="application/xml")
+def _report_response(report: AuditReport, format: ReportFormat) -> Any:
+    if format is ReportFormat.TEXT:
+        return PlainTextResponse(report.render(format))
+    if format is ReportFormat.JUNIT:
+        return Response(report.render(format), media_type="application/xml")
     return report.to_dict()
 
 
 @router.get("/audits/{audit_id}", response_model=AuditOut, summary="An audit and its results",
             responses={200: {"content": {"text/plain": {}, "application/xml": {}}}})
-def get_audit(audit_id: AuditId, s: SessionDep, format: Format = "json") -> Any:
+def get_audit(audit_id: AuditId, s: SessionDep, format: Format = ReportFormat.JSON) -> Any:
     """`status` is running, done or failed; `summary.passed` says whether anything at or
     above `fail_on` drifted; each result has the recording's verdict and findings."""
     return _report_response(load_report(s, audit_id), format)
@@ -336,7 +332,7 @@ def list_audits(name: TapeName, s: SessionDep,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[AuditListItem]:
     return [
         AuditListItem(id=a.id, status=a.status, trigger=a.trigger,
-                      started_at=compare.utc(a.started_at), finished_at=compare.utc(a.finished_at),
+                      started_at=as_utc(a.started_at), finished_at=as_utc(a.finished_at),
                       fail_on=a.fail_on, summary=a.summary or {})
         for a in repo.list_audits(s, name, limit)
     ]
@@ -348,7 +344,7 @@ def freshness(name: TapeName, s: SessionDep) -> FreshnessOut:
     """Per recording, least recently verified first: when an audit last compared it with
     the live upstream, the verdict, and when it last matched."""
     return FreshnessOut(tape=name,
-                        recordings=[FreshnessItem(**r) for r in compare.freshness(s, name)])
+                        recordings=[FreshnessItem(**r) for r in repo.tape_freshness(s, name)])
 
 
 @router.get("/recordings/{rid}/audits", response_model=list[RecordingAuditOut],
@@ -359,6 +355,6 @@ def recording_audits(rid: RecordingId, s: SessionDep,
         RecordingAuditOut(audit_id=r.audit_id, audit_status=st, verdict=r.verdict,
                           findings=r.findings, live_status=r.live_status,
                           live_failure=r.live_failure, refreshed=r.refreshed,
-                          checked_at=compare.utc(r.checked_at))
+                          checked_at=as_utc(r.checked_at))
         for r, st in repo.recording_history(s, rid, limit)
     ]

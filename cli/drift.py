@@ -1,4 +1,4 @@
-"""`wiretape diff` and `wiretape audit`: parse the command line, hand off to storage, report."""
+"""`wiretape diff` and `wiretape audit`: parse the command line, hand off to drift/, report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from wiretape.drift.kinds import DriftClass, ReportFormat
 from wiretape.storage import db
 
 from .main import EXIT_USAGE, UserError, env, open_store
@@ -15,8 +16,8 @@ from .settings import SettingsError, check_tape_name, split_names
 
 EXIT_DIFFERS = 1
 
-_formats = click.Choice(["text", "json", "junit"], case_sensitive=False)
-_fail_on = click.Choice(["breaking", "additive", "value", "latency"], case_sensitive=False)
+_formats = click.Choice([f.value for f in ReportFormat], case_sensitive=False)
+_fail_on = click.Choice([c.value for c in DriftClass], case_sensitive=False)
 
 
 def _db_option() -> Any:
@@ -55,8 +56,8 @@ def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
     """Diff tape TAPE_A (baseline) against TAPE_B (branch), paired by match key.
 
     Exit 0 when they are the same, 1 when something differs, 2 on a usage error."""
-    from wiretape.storage import compare
-    from wiretape.storage.diff import render_junit, render_text
+    from wiretape.drift import compare
+    from wiretape.drift.render import render_junit, render_text
 
     a, b = _tape(tape_a), _tape(tape_b)
     engine = open_store(db_url)
@@ -65,17 +66,17 @@ def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
             result = compare.tape_diff(s, a, b, strict)
     finally:
         engine.dispose()
-    fmt = fmt.lower()
-    if fmt == "json":
+    form = ReportFormat(fmt.lower())
+    if form is ReportFormat.JSON:
         import json
 
         report = json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
-    elif fmt == "junit":
+    elif form is ReportFormat.JUNIT:
         report = render_junit(result, f"wiretape diff {a} {b}")
     else:
         report = render_text(result)
     _write(report, output)
-    if output not in (None, "-") and fmt != "text":
+    if output not in (None, "-") and form is not ReportFormat.TEXT:
         click.echo(render_text(result), nl=False)
     sys.exit(0 if result.identical else EXIT_DIFFERS)
 
@@ -123,15 +124,14 @@ def audit(**kw: Any) -> None:
 
     Exit 0 when nothing drifted at or above --fail-on, 1 when something did, 2 on a usage
     error (unknown tape, bad --header)."""
-    from wiretape.storage.audit import AuditOptions, InvalidHeader, TapeAudit, parse_header
-    from wiretape.storage.drift import DriftClass
+    from wiretape.drift.audit import AuditOptions, TapeAudit
+    from wiretape.storage.models import AuditTrigger
     from wiretape.storage.redact import Redactor
 
+    from .flags import parse_header
+
     tape = _tape(kw["tape"])
-    try:
-        headers = tuple(parse_header(h) for h in kw["headers"])
-    except InvalidHeader as e:
-        raise UserError(str(e)) from e
+    headers = tuple(parse_header(h) for h in kw["headers"])
     options = AuditOptions(
         headers=headers, concurrency=kw["concurrency"], timeout=kw["timeout"],
         strict=kw["strict"], fail_on=DriftClass(kw["fail_on"].lower()), refresh=kw["refresh"],
@@ -143,7 +143,8 @@ def audit(**kw: Any) -> None:
     engine = open_store(kw["db_url"])
     try:
         sessions = _sessions(engine)
-        job = TapeAudit.begin(sessions, tape, options, trigger="cli", redactor=redactor)
+        job = TapeAudit.begin(sessions, tape, options, trigger=AuditTrigger.CLI,
+                              redactor=redactor)
         with _progress(job.planned) as tick:
             try:
                 report = asyncio.run(job.run(tick))
@@ -151,10 +152,10 @@ def audit(**kw: Any) -> None:
                 raise click.exceptions.Abort() from e
     finally:
         engine.dispose()
-    fmt = kw["fmt"].lower()
+    fmt = ReportFormat(kw["fmt"].lower())
     _write(report.render(fmt), kw["output"])
-    if kw["output"] not in (None, "-") and fmt != "text":
-        click.echo(report.render("text"), nl=False)
+    if kw["output"] not in (None, "-") and fmt is not ReportFormat.TEXT:
+        click.echo(report.render(ReportFormat.TEXT), nl=False)
     sys.exit(EXIT_DIFFERS if report.failing else 0)
 
 

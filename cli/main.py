@@ -91,7 +91,7 @@ def cli() -> None:
 @opt("log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def serve(**kw: Any) -> None:
     """Run the recording/replay proxy and the admin API."""
-    from wiretape.storage.audit import parse_duration, parse_header
+    from .flags import parse_duration, parse_header
 
     try:
         settings = ServeSettings(
