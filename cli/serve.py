@@ -83,7 +83,7 @@ def prepare_store(settings: ServeSettings) -> None:
     try:
         with db.make_sessions(engine).begin() as s:
             repo.init_state(s, settings.mode, settings.tape, settings.on_miss)
-            tape = repo.ensure_tape(s, settings.tape)
+            repo.ensure_tape(s, settings.tape)
             if settings.has_matching_flags:
                 try:
                     rules = MatchRules.create(
@@ -94,10 +94,7 @@ def prepare_store(settings: ServeSettings) -> None:
                     )
                 except ValueError as e:
                     raise SettingsError(str(e)) from e
-                if rules.to_dict() != MatchRules.from_dict(tape.matching).to_dict():
-                    tape.matching = rules.to_dict()
-                    s.flush()
-                    repo.recompute_keys(s, settings.tape)
+                repo.set_matching(s, settings.tape, rules)
             if settings.overwrite and settings.mode is Mode.RECORD:
                 n = repo.empty_tape(s, settings.tape)
                 log.info("--overwrite: emptied tape %s (%d recordings)", settings.tape, n)

@@ -40,6 +40,12 @@ class AuditStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+# An audit result's verdict is "ok" or the worst drift class found; a recording's last
+# verdict may also be "refreshed" (re-recorded from the live answer).
+VERDICT_OK = "ok"
+VERDICT_REFRESHED = "refreshed"
+
+
 class AuditTrigger(enum.StrEnum):
     """What started an audit."""
 

@@ -23,6 +23,7 @@ from wiretape.storage.edit import (
 from wiretape.storage.errors import InvalidInput
 from wiretape.storage.exchange import DEFAULT_PORTS, Exchange, Failure, Request
 from wiretape.storage.exchange import Response as StoredResponse
+from wiretape.storage.times import as_utc
 
 from .. import schemas
 from ..deps import SessionDep, SettingsDep
@@ -98,7 +99,7 @@ def recording_out(row: m.Recording, tape: str) -> schemas.RecordingOut:
         failure = schemas.FailureOut(kind=ex.failure.kind, message=ex.failure.message)
     return schemas.RecordingOut(
         id=row.id, tape=tape, seq=row.seq, match_key=row.match_key,
-        recorded_at=repo.as_utc(row.recorded_at), duration_ms=row.duration_ms, note=row.note,
+        recorded_at=as_utc(row.recorded_at), duration_ms=row.duration_ms, note=row.note,
         request=schemas.RequestOut(
             method=req.method, url=req.url, http_version=req.http_version,
             headers=list(req.headers),
@@ -244,7 +245,7 @@ def patch_recording(
             resp = resp.__class__(resp.status, with_content_length(resp.headers, len(resp.body)),
                                   resp.body, resp.reason, resp.http_version)
         ex = settings.redactor.exchange(ex.with_(response=resp, failure=None))
-    row = repo.update_recording(s, rid, ex, note=body.note)
+    row = repo.replace_response(s, row, ex, note=body.note)
     s.info["changed"] = True
     return recording_out(row, row.tape.name)
 

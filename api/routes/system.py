@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from wiretape.storage import metrics
 from wiretape.storage import repository as repo
+from wiretape.storage.times import as_utc
 
 from .. import schemas
 from ..deps import SessionDep, SettingsDep
@@ -78,7 +79,7 @@ def misses(
     """Newest first, each with the closest recordings of its tape and what differs."""
     return [
         schemas.MissOut(
-            id=m.id, tape=m.tape, at=repo.as_utc(m.at),
+            id=m.id, tape=m.tape, at=as_utc(m.at),
             request={"method": m.method, "url": m.url}, closest=m.closest,
         )
         for m in repo.list_misses(s, tape, limit)

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from wiretape.storage.exchange import Exchange
+from wiretape.storage.models import VERDICT_OK
 
 from .. import noise
 from ..changes import diff_exchanges
 from ..classify import DriftFinding, at_or_above, classify, worst
 from ..kinds import DriftClass
 from .options import AuditOptions, Target, answered
-
-OK = "ok"  # the verdict of a recording nothing drifted from
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +26,7 @@ class Outcome:
     @property
     def verdict(self) -> str:
         w = worst(self.findings)
-        return str(w) if w else OK
+        return str(w) if w else VERDICT_OK
 
 
 def judge(

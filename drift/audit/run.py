@@ -110,7 +110,8 @@ class TapeAudit:
                 if self._refreshable(o):
                     rec = s.get(m.Recording, o.target.id)
                     if rec is not None:
-                        repo.refresh_recording(s, rec, self.redactor.exchange(o.live))
+                        repo.replace_response(s, rec, self.redactor.exchange(o.live),
+                                              rerecorded=True)
                         did_refresh = True
                         refreshed += 1
                 rows.append(_result_row(o, did_refresh, now))

@@ -75,8 +75,7 @@ def add(url: str, tape: str, *exchanges: Exchange) -> list[int]:
     engine = db.make_engine(url)
     try:
         with db.make_sessions(engine).begin() as s:
-            base = 1_700_000_000_000_000_000 + len(repo.audit_recordings(s, tape)
-                                                   if repo.get_tape(s, tape) else [])
+            base = 1_700_000_000_000_000_000 + repo.count_recordings(s, tape)
             stamped = [ex.with_(captured_ns=base + i) for i, ex in enumerate(exchanges)]
             return [rid for rid, _k, _s in repo.add_exchanges(s, tape, stamped)]
     finally:
