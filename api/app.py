@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from wiretape.drift.audit import AuditRunner
+from wiretape.drift.metrics import DriftCollector
 from wiretape.storage import db
+from wiretape.storage import repository as repo
 from wiretape.storage.errors import WiretapeError
 from wiretape.storage.metrics import WriterCollector
 
-from . import drift, schemas
+from . import schemas
 from .deps import get_session, require_token
-from .routes import recordings, system, tapes
+from .routes import audits, diffs, recordings, system, tapes
 from .settings import ApiSettings
 from .version import wiretape_version
 
@@ -68,14 +75,25 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(WriterCollector(settings.metrics_source))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The engine for the app's life. Audits started through the API run on threads of
+        their own; at shutdown the ones still running are cancelled and stored as failed
+        instead of staying "running"."""
         engine = db.make_engine(settings.db_url)
-        app.state.engine = engine
-        app.state.sessions = db.make_sessions(engine)
+        sessions = db.make_sessions(engine)
+        app.state.engine, app.state.sessions = engine, sessions
+        app.state.audit_runner = runner = AuditRunner()
+        drift = DriftCollector(lambda: _latest_audit_summaries(sessions))
+        registry.register(drift)
         try:
             yield
         finally:
+            registry.unregister(drift)
+            await asyncio.to_thread(runner.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -85,8 +103,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(WriterCollector(settings.metrics_source))
     app.state.metrics_registry = registry
 
     # /docs and /openapi.json stay open: they hold no recordings, and Swagger UI must load
@@ -95,14 +111,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
     public.include_router(system.public)
     guarded = APIRouter(prefix="/api", dependencies=[Depends(require_token)],
                         responses=schemas.ERROR_RESPONSES)
-    guarded.include_router(system.router)
-    guarded.include_router(recordings.router)
-    guarded.include_router(tapes.router)
+    for routes in (system, recordings, tapes, diffs, audits):
+        guarded.include_router(routes.router)
     app.include_router(public)
     app.include_router(guarded)
     app.include_router(system.metrics_router, dependencies=[Depends(require_token)],
                        responses={401: schemas.ERROR_RESPONSES[401]})
-    # diffs, noise, audits, freshness (own token dependency); the same documented errors
-    app.include_router(drift.router, responses=schemas.ERROR_RESPONSES)
     add_error_handlers(app)
     return app
+
+
+def _latest_audit_summaries(
+    sessions: sessionmaker[Session],
+) -> list[tuple[str, dict[str, Any], datetime | None]]:
+    with sessions() as s:
+        return repo.latest_audit_summaries(s)

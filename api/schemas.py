@@ -1,4 +1,8 @@
-"""Pydantic schemas of the admin API (separate from the ORM models)."""
+"""Pydantic schemas of the admin API (separate from the ORM models), and its parameter types.
+
+Over 400 lines on purpose: every shape the API reads or answers is declared here, in the
+order of the routes, so the OpenAPI document has one source.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from wiretape.drift.changes import ChangeKind
+from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
 from wiretape.storage.exchange import FailureKind, Mode, OnMiss
+from wiretape.storage.models import AuditStatus
 
 # letters, digits, '.', '_' and '-', starting with a letter or digit, never '..' (no path
 # tricks when a tape name ends up in a file name); the same rule as `--tape`
@@ -18,8 +25,13 @@ TapeName = Annotated[str, StringConstraints(pattern=TAPE_NAME_PATTERN, max_lengt
 TapeQuery = Query(pattern=TAPE_NAME_PATTERN, max_length=200, description="tape name")
 TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=200, description=TAPE_NAME_HELP,
                 examples=["default"])
-RecordingId = Annotated[int, Path(ge=1, le=2**31 - 1, description="recording id",
-                                  examples=[1])]
+TapeParam = Annotated[str, TapePath]
+INT32 = 2**31 - 1
+RecordingId = Annotated[int, Path(ge=1, le=INT32, description="recording id", examples=[1])]
+AuditId = Annotated[int, Path(ge=1, le=INT32, description="audit id", examples=[1])]
+Strict = Annotated[bool, Query(description="keep noise (timestamps, request ids) in the verdict")]
+Format = Annotated[ReportFormat,
+                   Query(description="json (default), text (read at a glance) or junit (CI)")]
 
 # RFC 9110 tokens; values are latin-1 text without line breaks (what HTTP/1 can carry)
 _TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
@@ -281,6 +293,173 @@ class ImportResult(BaseModel):
     tape: str
     imported: int
     replaced: bool
+
+
+# -- diffs, noise, audits and freshness -------------------------------------------
+
+class ChangeOut(BaseModel):
+    path: str = Field(examples=["response.body.items[0].price"])
+    kind: ChangeKind
+    old: Any = None
+    new: Any = None
+
+
+class RecordingDiffOut(BaseModel):
+    identical: bool
+    changes: list[ChangeOut]
+    ignored: int = Field(description="differences left out as noise (0 with strict)")
+
+
+class TapeEntryOut(BaseModel):
+    match_key: str
+    seq: int
+    id: int
+    endpoint: str
+    url: str
+    status: int | None
+    failure: str | None
+
+
+class PairOut(BaseModel):
+    match_key: str
+    seq: int
+    endpoint: str
+    url: str
+    a_id: int
+    b_id: int
+    changes: list[ChangeOut]
+    ignored: int
+
+
+class StatusClassChangeOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    match_key: str
+    seq: int
+    endpoint: str
+    a_id: int
+    b_id: int
+    from_: str = Field(alias="from")
+    to: str
+
+
+class TapeDiffOut(BaseModel):
+    identical: bool
+    added: list[TapeEntryOut] = Field(description="recordings only in B")
+    removed: list[TapeEntryOut] = Field(description="recordings only in A")
+    changed: list[PairOut]
+    unchanged: int
+    status_class_changes: list[StatusClassChangeOut]
+    latency: list[dict[str, Any]] = Field(description="p50/p95 duration_ms per endpoint")
+    error_rate: dict[str, Any]
+    noise: dict[str, Any]
+
+
+class NoiseOut(BaseModel):
+    tape: str
+    manual: list[str] = Field(
+        description="patterns given by hand, for every endpoint",
+        examples=[["response.body.timestamp", "response.headers.x-request-id"]])
+    detected: dict[str, list[str]] = Field(
+        description="per endpoint: learned by audits from two live answers, and found among "
+                    "the tape's recordings of one key")
+
+
+class NoiseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    manual: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        default=None, max_length=1000, description="replaces the hand-written patterns")
+    detected: dict[str, list[str]] | None = Field(
+        default=None, description="replaces what audits learned ({} forgets it)")
+
+
+class AuditRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="sent with every request, e.g. credentials that "
+        "redaction removed; stored by name only", examples=[{"Authorization": "Bearer …"}])
+    concurrency: int = Field(default=4, ge=1, le=64)
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per request")
+    strict: bool = False
+    fail_on: DriftClass = DEFAULT_FAIL_ON
+    refresh: bool = Field(default=False, description="re-record what drifted")
+    verify_tls: bool = True
+
+
+class AuditStarted(BaseModel):
+    id: int
+    tape: str
+    status: str
+    url: str
+
+
+class AuditResultOut(BaseModel):
+    recording_id: int | None
+    endpoint: str
+    method: str
+    url: str
+    verdict: str = Field(description="ok, or the worst drift class found")
+    findings: list[dict[str, Any]]
+    ignored: int
+    live_status: int | None
+    live_failure: str | None
+    duration_ms: float | None
+    recorded_duration_ms: float
+    refreshed: bool
+    checked_at: datetime | None
+
+
+class AuditOut(BaseModel):
+    id: int
+    tape: str
+    status: AuditStatus
+    trigger: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    fail_on: str
+    strict: bool
+    options: dict[str, Any]
+    summary: dict[str, Any]
+    error: str
+    results: list[AuditResultOut]
+
+
+class AuditListItem(BaseModel):
+    id: int
+    status: str
+    trigger: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    fail_on: str
+    summary: dict[str, Any]
+
+
+class FreshnessItem(BaseModel):
+    id: int
+    method: str
+    url: str
+    status: int | None
+    last_verified_at: datetime | None
+    last_verdict: str | None = Field(description="ok, a drift class, or refreshed")
+    last_matched_at: datetime | None = Field(description="last audit that found no drift")
+
+
+class FreshnessOut(BaseModel):
+    tape: str
+    recordings: list[FreshnessItem]
+
+
+class RecordingAuditOut(BaseModel):
+    audit_id: int
+    audit_status: str
+    verdict: str
+    findings: list[dict[str, Any]]
+    live_status: int | None
+    live_failure: str | None
+    refreshed: bool
+    checked_at: datetime | None
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Hand edits of a recorded response: status, headers and body kept consistent with each other."""
+"""Recordings written or edited by hand: status, headers and body kept consistent.
+
+Bodies are given as people read them (decoded) and stored encoded with the headers'
+Content-Encoding, with a Content-Length to match, so replay sends consistent bytes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from http import HTTPStatus
 
 from .codec import DecodeError, decode_content, encode_content
 from .errors import InvalidInput
-from .exchange import Headers, Response, header_value
+from .exchange import Exchange, Headers, Request, Response, header_value, split_url
 from .redact import fix_content_length
 
 
@@ -86,3 +90,44 @@ def edit_response(
     new_status = resp.status if status is None else status
     reason = resp.reason if new_status == resp.status else reason_for(new_status)
     return replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason)
+
+
+def new_request(method: str, url: str, headers: Headers, content: bytes) -> Request:
+    """A request written by hand (raises exchange.InvalidURL for a URL it cannot use)."""
+    scheme, host, port, target = split_url(url)
+    body = encode_body(headers, content)
+    if body:
+        headers = with_content_length(headers, len(body))
+    return Request(method.upper(), scheme, host, port, target, headers, body)
+
+
+def new_response(status: int, headers: Headers, content: bytes,
+                 reason: str | None = None) -> Response:
+    """A response written by hand; without a reason, the status's own phrase."""
+    body = encode_body(headers, content)
+    return Response(status, with_content_length(headers, len(body)), body,
+                    reason if reason is not None else reason_for(status))
+
+
+def edit_exchange(
+    ex: Exchange,
+    *,
+    status: int | None = None,
+    headers: Headers | None = None,
+    body: bytes | None = None,
+) -> Exchange:
+    """The exchange with its response edited (see edit_response). A recorded upstream
+    failure becomes a response when a status is given."""
+    if status is None and headers is None and body is None:
+        return ex
+    resp = ex.response
+    if resp is None:
+        if status is None:
+            kind = ex.failure.kind if ex.failure else "no response"
+            raise InvalidEdit(f"the recording is an upstream failure ({kind}): give a status "
+                              "to turn it into a response")
+        resp = Response(status=status, reason=reason_for(status))
+    edited = edit_response(resp, status=status, headers=headers, body=body)
+    if ex.response is None:
+        edited = replace(edited, headers=with_content_length(edited.headers, len(edited.body)))
+    return ex.with_(response=edited, failure=None)

@@ -17,8 +17,6 @@ from ..version import wiretape_version
 
 router = APIRouter(prefix="/tapes", tags=["tapes"])
 
-TapeName = Annotated[str, schemas.TapePath]
-
 
 def _out(t: repo.TapeSummary) -> schemas.TapeOut:
     return schemas.TapeOut(name=t.name, recordings=t.recordings, created_at=t.created_at,
@@ -38,13 +36,13 @@ def create_tape(body: schemas.TapeCreate, s: SessionDep) -> schemas.TapeOut:
 
 
 @router.get("/{name}", response_model=schemas.TapeOut, summary="One tape")
-def get_tape(name: TapeName, s: SessionDep) -> schemas.TapeOut:
+def get_tape(name: schemas.TapeParam, s: SessionDep) -> schemas.TapeOut:
     return _out(repo.tape_summary(s, name))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a tape and its recordings")
-def delete_tape(name: TapeName, s: SessionDep) -> Response:
+def delete_tape(name: schemas.TapeParam, s: SessionDep) -> Response:
     repo.delete_tape(s, name)
     s.info["changed"] = True
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -53,7 +51,7 @@ def delete_tape(name: TapeName, s: SessionDep) -> Response:
 @router.post("/{name}/copy", response_model=schemas.TapeOut,
              status_code=status.HTTP_201_CREATED, summary="Copy a tape",
              responses={409: {"description": "the target tape exists"}})
-def copy_tape(name: TapeName, body: schemas.TapeCopy, s: SessionDep) -> schemas.TapeOut:
+def copy_tape(name: schemas.TapeParam, body: schemas.TapeCopy, s: SessionDep) -> schemas.TapeOut:
     """A new tape with the same recordings, matching rules and noise (409 if `to` exists)."""
     repo.copy_tape(s, name, body.to)
     s.info["changed"] = True
@@ -62,7 +60,7 @@ def copy_tape(name: TapeName, body: schemas.TapeCopy, s: SessionDep) -> schemas.
 
 @router.get("/{name}/matching", response_model=schemas.MatchingRules,
             summary="The tape's matching rules")
-def get_matching(name: TapeName, s: SessionDep) -> schemas.MatchingRules:
+def get_matching(name: schemas.TapeParam, s: SessionDep) -> schemas.MatchingRules:
     rules = MatchRules.from_dict(repo.require_tape(s, name).matching)
     return schemas.MatchingRules(**rules.to_dict())
 
@@ -70,7 +68,7 @@ def get_matching(name: TapeName, s: SessionDep) -> schemas.MatchingRules:
 @router.put("/{name}/matching", response_model=schemas.MatchingRules,
             summary="Set the tape's matching rules")
 def put_matching(
-    name: TapeName, body: schemas.MatchingRules, s: SessionDep
+    name: schemas.TapeParam, body: schemas.MatchingRules, s: SessionDep
 ) -> schemas.MatchingRules:
     """Replace the rules. The recordings already on the tape are re-keyed under the new
     rules at once: nothing needs recording again."""
@@ -95,7 +93,7 @@ HAR_SCHEMA = {
                      "description": "the HAR document"}},
 )
 def export_tape(
-    name: TapeName, s: SessionDep, sessions: SessionsDep
+    name: schemas.TapeParam, s: SessionDep, sessions: SessionsDep
 ) -> StreamingResponse:
     """Every recording in capture order, bodies readable in a browser's dev tools, with what
     wiretape needs to import them byte for byte under `_wiretape` fields."""
@@ -120,7 +118,7 @@ def export_tape(
 @router.post("/{name}/import", response_model=schemas.ImportResult,
              summary="Import a HAR 1.2 document into the tape")
 def import_tape(
-    name: TapeName,
+    name: schemas.TapeParam,
     doc: Annotated[dict[str, Any], Body(
         description="a HAR 1.2 document, e.g. one `GET /api/tapes/{name}/export` gave, "
                     "or a browser's dev tools saved",
