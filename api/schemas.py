@@ -14,16 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from wiretape.drift.changes import ChangeKind
 from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
 from wiretape.storage.exchange import FailureKind, Mode, OnMiss
+from wiretape.storage.headers import HEADER_VALUE_PATTERN, METHOD_MAX, TOKEN_PATTERN
 from wiretape.storage.models import AuditStatus
+from wiretape.storage.names import TAPE_NAME_HELP, TAPE_NAME_MAX, TAPE_NAME_PATTERN
 
-# letters, digits, '.', '_' and '-', starting with a letter or digit, never '..' (no path
-# tricks when a tape name ends up in a file name); the same rule as `--tape`
-TAPE_NAME_PATTERN = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$"
-TAPE_NAME_HELP = "1-200 letters, digits, '.', '_' or '-', starting with a letter or digit"
-
-TapeName = Annotated[str, StringConstraints(pattern=TAPE_NAME_PATTERN, max_length=200)]
-TapeQuery = Query(pattern=TAPE_NAME_PATTERN, max_length=200, description="tape name")
-TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=200, description=TAPE_NAME_HELP,
+# the store's one tape-name rule (storage/names.py), as schema constraints
+TapeName = Annotated[str, StringConstraints(pattern=TAPE_NAME_PATTERN, max_length=TAPE_NAME_MAX)]
+TapeQuery = Query(pattern=TAPE_NAME_PATTERN, max_length=TAPE_NAME_MAX, description="tape name")
+TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=TAPE_NAME_MAX, description=TAPE_NAME_HELP,
                 examples=["default"])
 TapeParam = Annotated[str, TapePath]
 INT32 = 2**31 - 1
@@ -33,18 +31,19 @@ Strict = Annotated[bool, Query(description="keep noise (timestamps, request ids)
 Format = Annotated[ReportFormat,
                    Query(description="json (default), text (read at a glance) or junit (CI)")]
 
-# RFC 9110 tokens; values are latin-1 text without line breaks (what HTTP/1 can carry)
-_TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
-_HEADER_VALUE = r"^[\t\x20-\x7e\x80-\xff]*$"
-_NO_NUL = r"^[^\x00]*$"
+NO_NUL = r"^[^\x00]*$"
 
-HeaderName = Annotated[str, StringConstraints(pattern=_TOKEN, min_length=1, max_length=256)]
-HeaderValue = Annotated[str, StringConstraints(pattern=_HEADER_VALUE, max_length=16384)]
+# header names and methods are RFC 9110 tokens; values what HTTP/1 can carry (storage/headers.py)
+HeaderName = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN, min_length=1,
+                                              max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=16384)]
 Header = tuple[HeaderName, HeaderValue]
 Headers = Annotated[list[Header], Field(max_length=500)]
-Method = Annotated[str, StringConstraints(pattern=_TOKEN, min_length=1, max_length=32)]
+Method = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN, min_length=1,
+                                          max_length=METHOD_MAX)]
 Status = Annotated[int, Field(ge=100, le=599)]
-Note = Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=10_000)]
+Reason = Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=255)]
+Note = Annotated[str, StringConstraints(pattern=NO_NUL, max_length=10_000)]
 
 
 def LimitQuery(default: int) -> Any:  # noqa: N802 - reads like the Query it returns
@@ -202,7 +201,7 @@ class ResponseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Status = 200
-    reason: Annotated[str, StringConstraints(pattern=_HEADER_VALUE, max_length=255)] | None = None
+    reason: Reason | None = None
     headers: Headers = []
     body: Body | None = None
 
@@ -259,7 +258,7 @@ class MatchingRules(BaseModel):
     )
 
     ignore_query: Annotated[
-        list[Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=200)]],
+        list[Annotated[str, StringConstraints(pattern=NO_NUL, max_length=200)]],
         Field(max_length=100),
     ] = []
     ignore_body_paths: Annotated[

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from wiretape.drift.kinds import DriftClass, ReportFormat
+from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
 from wiretape.storage import db
 
-from .main import EXIT_USAGE, UserError, env, open_store
-from .settings import SettingsError, check_tape_name, split_names
+from .main import EXIT_USAGE, env, open_store
+from .settings import check_tape_name, split_names
 
 EXIT_DIFFERS = 1
 
@@ -23,13 +23,6 @@ _fail_on = click.Choice([c.value for c in DriftClass], case_sensitive=False)
 def _db_option() -> Any:
     return click.option("--db", "db_url", envvar="WIRETAPE_DB", default="sqlite:///./wiretape.db",
                         show_envvar=True, help="SQLAlchemy URL of the store")
-
-
-def _tape(name: str) -> str:
-    try:
-        return check_tape_name(name)
-    except SettingsError as e:
-        raise UserError(str(e)) from e
 
 
 def _write(text: str, output: str | None) -> None:
@@ -44,7 +37,7 @@ def _write(text: str, output: str | None) -> None:
 @click.command()
 @click.argument("tape_a")
 @click.argument("tape_b")
-@click.option("--format", "fmt", type=_formats, default="text", show_default=True,
+@click.option("--format", "fmt", type=_formats, default=ReportFormat.TEXT.value, show_default=True,
               help="text (read at a glance), json, or junit (CI)")
 @click.option("--strict", is_flag=True, default=False,
               help="keep noise (timestamps, request ids) in the verdict")
@@ -59,7 +52,7 @@ def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
     from wiretape.drift import compare
     from wiretape.drift.render import render_junit, render_text
 
-    a, b = _tape(tape_a), _tape(tape_b)
+    a, b = check_tape_name(tape_a), check_tape_name(tape_b)
     engine = open_store(db_url)
     try:
         with _sessions(engine)() as s:
@@ -95,9 +88,9 @@ def _sessions(engine: Any) -> Any:
               help="requests in flight at once")
 @click.option("--timeout", type=click.FloatRange(0, 3600, min_open=True), default=10.0,
               show_default=True, help="seconds per request")
-@click.option("--format", "fmt", type=_formats, default="text", show_default=True,
+@click.option("--format", "fmt", type=_formats, default=ReportFormat.TEXT.value, show_default=True,
               help="text (read at a glance), json, or junit (CI)")
-@click.option("--fail-on", type=_fail_on, default="breaking", show_default=True,
+@click.option("--fail-on", type=_fail_on, default=DEFAULT_FAIL_ON.value, show_default=True,
               help="exit 1 on drift at or above this class: breaking > additive > value > latency")
 @click.option("--strict", is_flag=True, default=False,
               help="keep noise (timestamps, request ids) in the verdict")
@@ -130,7 +123,7 @@ def audit(**kw: Any) -> None:
 
     from .flags import parse_header
 
-    tape = _tape(kw["tape"])
+    tape = check_tape_name(kw["tape"])
     headers = tuple(parse_header(h) for h in kw["headers"])
     options = AuditOptions(
         headers=headers, concurrency=kw["concurrency"], timeout=kw["timeout"],

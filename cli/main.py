@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -209,15 +208,6 @@ def open_store(url: str) -> Any:
     return db.make_engine(url)
 
 
-def _checked_tape(name: str | None) -> str | None:
-    if name is None:
-        return None
-    try:
-        return check_tape_name(name)
-    except SettingsError as e:
-        raise UserError(str(e)) from e
-
-
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
     """Plain aligned columns; the last column (the URL) is cut to the terminal's width."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers[:-1])]
@@ -250,7 +240,8 @@ def ls(**kw: Any) -> None:
     from wiretape.storage import repository as repo
 
     f = repo.RecordingFilter(
-        tape=_checked_tape(kw["tape"]), method=kw["method"], host=kw["host"], path=kw["path"],
+        tape=check_tape_name(kw["tape"]) if kw["tape"] is not None else None,
+        method=kw["method"], host=kw["host"], path=kw["path"],
         status=kw["status"], q=kw["q"], since=_when("--since", kw["since"]),
         until=_when("--until", kw["until"]),
     )
@@ -290,45 +281,30 @@ def _size(n: int) -> str:
               help="HAR file to write ('-': standard output)")
 def export_cmd(**kw: Any) -> None:
     """Write a tape as a HAR 1.2 file (keep it in git, open it in a browser's dev tools)."""
-    from importlib.metadata import version
-
+    from wiretape.api.version import wiretape_version
     from wiretape.storage import har
-    from wiretape.storage import repository as repo
-    from wiretape.storage.matching import MatchRules
 
-    name = _checked_tape(kw["tape"])
-    assert name is not None
+    name = check_tape_name(kw["tape"])
     target = kw["output"]
     engine = open_store(kw["db"])
     try:
         with db.make_sessions(engine)() as s:
-            tape = repo.require_tape(s, name)
-            matching = MatchRules.from_dict(tape.matching).to_dict()
-            count = 0
-
-            def entries() -> Iterator[dict[str, Any]]:
-                nonlocal count
-                for r in repo.tape_recordings(s, name):
-                    count += 1
-                    yield har.entry(repo.row_exchange(r), rid=r.id, seq=r.seq,
-                                    match_key=r.match_key)
-
-            chunks = har.dump(name, entries(), creator_version=version("wiretape"),
-                              matching=matching)
+            export = har.TapeExport(s, name, creator_version=wiretape_version())
             if target == "-":
-                for chunk in chunks:
+                for chunk in export:
                     sys.stdout.write(chunk)
                 return
             tmp = f"{target}.tmp"
             try:
                 with open(tmp, "w", encoding="utf-8") as out:
-                    out.writelines(chunks)
+                    out.writelines(export)
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-            click.echo(f"exported {count} recordings of tape {name} to {target}", err=True)
+            click.echo(f"exported {export.count} recordings of tape {name} to {target}",
+                       err=True)
     finally:
         engine.dispose()
 
@@ -347,8 +323,7 @@ def import_cmd(file: str, **kw: Any) -> None:
     from wiretape.storage import repository as repo
     from wiretape.storage.redact import Redactor
 
-    name = _checked_tape(kw["tape"])
-    assert name is not None
+    name = check_tape_name(kw["tape"])
     redactor = Redactor.with_extra(split_names(kw["redact_header"]),
                                    split_names(kw["redact_query"]),
                                    split_names(kw["redact_json"]))

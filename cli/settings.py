@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from wiretape.storage import names
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 
 
@@ -44,16 +45,9 @@ def parse_address(flag: str, value: str) -> Address:
     return Address(host, port)
 
 
-TAPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
 def check_tape_name(name: str) -> str:
-    if not TAPE_NAME.match(name) or ".." in name:
-        raise SettingsError(
-            f"tape name {name!r} must be 1-200 letters, digits, '.', '_' or '-' "
-            "and start with a letter or digit"
-        )
-    return name
+    """The store's one tape-name rule (raises storage.names.InvalidTapeName)."""
+    return names.check_tape_name(name)
 
 
 def check_upstream(value: str | None) -> str | None:

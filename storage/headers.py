@@ -37,16 +37,23 @@ def is_method(text: str) -> bool:
     return is_token(text) and len(text) <= METHOD_MAX
 
 
-def check_header(name: str, value: str) -> tuple[str, str]:
-    """A header that can go on the wire: a token name, a Latin-1 value without line breaks
-    or other control characters."""
-    if not is_token(name):
-        raise InvalidHeader(f"header name {name!r} is not valid")
+def check_value(value: str) -> str:
+    """A header value HTTP/1 can carry; InvalidHeader says what is wrong with it."""
     if _HEADER_VALUE.fullmatch(value) is None:
         if any(ord(c) > 0xFF for c in value):
-            raise InvalidHeader(f"header {name} value must be Latin-1 text")
-        raise InvalidHeader(f"header {name} has a line break or control character in its value")
-    return name, value
+            raise InvalidHeader("must be Latin-1 text")
+        raise InvalidHeader("has a line break or control character")
+    return value
+
+
+def check_header(name: str, value: str) -> tuple[str, str]:
+    """A header that can go on the wire: a token name, a value check_value accepts."""
+    if not is_token(name):
+        raise InvalidHeader(f"header name {name!r} is not valid")
+    try:
+        return name, check_value(value)
+    except InvalidHeader as e:
+        raise InvalidHeader(f"header {name} value {e}") from e
 
 
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:

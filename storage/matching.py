@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from urllib.parse import parse_qsl
 from .codec import decoded_body, parse_json
 from .errors import InvalidInput
 from .exchange import Request
+from .headers import is_token
 from .paths import BODY, InvalidPath, Token, Wild, parse_path
 from .redact import REDACTED
 
@@ -62,7 +62,7 @@ class MatchRules:
         parsed = tuple(parse_body_path(p) for p in paths)
         headers = tuple(sorted({h.strip().lower() for h in match_headers}))
         for h in headers:
-            if not h or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9a-z-]+", h):
+            if not is_token(h):
                 raise InvalidRule(f"header name {h!r} is not valid")
         return cls(frozenset(ignore_query), paths, headers, bool(ignore_host), parsed)
 

@@ -174,7 +174,7 @@ class Audit(Base):
     trigger: Mapped[str] = mapped_column(String(16), default=AuditTrigger.CLI)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    fail_on: Mapped[str] = mapped_column(String(16), default="breaking")
+    fail_on: Mapped[str] = mapped_column(String(16))  # a drift class (drift/kinds.py)
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
     # concurrency, timeout, refresh, names (never values) of the extra headers
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -14,6 +14,7 @@ from wiretape.storage import models as m
 from wiretape.storage import repository as repo
 from wiretape.storage.errors import InvalidInput
 from wiretape.storage.exchange import Exchange, Failure
+from wiretape.storage.headers import METHOD_MAX, TOKEN_PATTERN
 from wiretape.storage.times import as_utc
 
 from .. import schemas
@@ -50,19 +51,16 @@ def decode_cursor(cursor: str) -> int:
 
 # -- filters shared by the list and delete-by-filter -------------------------------------
 
-_NO_NUL = r"^[^\x00]*$"
-
-
 def _filters(
     tape: Annotated[str | None, schemas.TapeQuery] = None,
-    method: Annotated[str | None, Query(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
-                                        max_length=32, description="HTTP method")] = None,
-    host: Annotated[str | None, Query(pattern=_NO_NUL, max_length=255,
+    method: Annotated[str | None, Query(pattern=TOKEN_PATTERN, max_length=METHOD_MAX,
+                                        description="HTTP method")] = None,
+    host: Annotated[str | None, Query(pattern=schemas.NO_NUL, max_length=255,
                                       description="host, exactly")] = None,
-    path: Annotated[str | None, Query(pattern=_NO_NUL, max_length=2048,
+    path: Annotated[str | None, Query(pattern=schemas.NO_NUL, max_length=2048,
                                       description="path prefix, e.g. /api/orders")] = None,
     status: Annotated[int | None, Query(ge=100, le=599, description="response status")] = None,
-    q: Annotated[str | None, Query(pattern=_NO_NUL, min_length=1, max_length=200,
+    q: Annotated[str | None, Query(pattern=schemas.NO_NUL, min_length=1, max_length=200,
                                    description="text in the request or response body "
                                                "(decoded, case-insensitive)")] = None,
     since: Annotated[datetime | None, Query(description="recorded at or after "
