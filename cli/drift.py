@@ -9,20 +9,15 @@ from typing import Any
 
 import click
 from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
-from wiretape.storage import db
+from wiretape.storage.db import make_sessions
 
-from .main import EXIT_USAGE, env, open_store
+from .main import EXIT_USAGE, db_option, env, open_store
 from .settings import check_tape_name, split_names
 
 EXIT_DIFFERS = 1
 
 _formats = click.Choice([f.value for f in ReportFormat], case_sensitive=False)
 _fail_on = click.Choice([c.value for c in DriftClass], case_sensitive=False)
-
-
-def _db_option() -> Any:
-    return click.option("--db", "db_url", envvar="WIRETAPE_DB", default="sqlite:///./wiretape.db",
-                        show_envvar=True, help="SQLAlchemy URL of the store")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -43,9 +38,8 @@ def _write(text: str, output: str | None) -> None:
               help="keep noise (timestamps, request ids) in the verdict")
 @click.option("-o", "--output", default=None,
               help="write the report to this file (the text summary still goes to stdout)")
-@_db_option()
-def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
-         db_url: str) -> None:
+@db_option
+def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None, db: str) -> None:
     """Diff tape TAPE_A (baseline) against TAPE_B (branch), paired by match key.
 
     Exit 0 when they are the same, 1 when something differs, 2 on a usage error."""
@@ -53,9 +47,9 @@ def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
     from wiretape.drift.render import render_junit, render_text
 
     a, b = check_tape_name(tape_a), check_tape_name(tape_b)
-    engine = open_store(db_url)
+    engine = open_store(db)
     try:
-        with _sessions(engine)() as s:
+        with make_sessions(engine)() as s:
             result = compare.tape_diff(s, a, b, strict)
     finally:
         engine.dispose()
@@ -72,10 +66,6 @@ def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
     if output not in (None, "-") and form is not ReportFormat.TEXT:
         click.echo(render_text(result), nl=False)
     sys.exit(0 if result.identical else EXIT_DIFFERS)
-
-
-def _sessions(engine: Any) -> Any:
-    return db.make_sessions(engine)
 
 
 @click.command()
@@ -106,7 +96,7 @@ def _sessions(engine: Any) -> Any:
               help="with --refresh: more JSON fields to redact (repeatable)")
 @click.option("-o", "--output", default=None,
               help="write the report to this file (the text report still goes to stdout)")
-@_db_option()
+@db_option
 def audit(**kw: Any) -> None:
     """Re-send every recorded request of a tape to the live upstream and report drift.
 
@@ -133,9 +123,9 @@ def audit(**kw: Any) -> None:
     redactor = Redactor.with_extra(split_names(kw["redact_header"]),
                                    split_names(kw["redact_query"]),
                                    split_names(kw["redact_json"]))
-    engine = open_store(kw["db_url"])
+    engine = open_store(kw["db"])
     try:
-        sessions = _sessions(engine)
+        sessions = make_sessions(engine)
         job = TapeAudit.begin(sessions, tape, options, trigger=AuditTrigger.CLI,
                               redactor=redactor)
         with _progress(job.planned) as tick:
