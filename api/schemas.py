@@ -11,11 +11,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from wiretape.drift.audit.report import AuditReport
 from wiretape.drift.changes import ChangeKind
 from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
+from wiretape.drift.tapes import TapeEntry
 from wiretape.storage.exchange import FailureKind, Mode, OnMiss
 from wiretape.storage.headers import HEADER_VALUE_PATTERN, METHOD_MAX, TOKEN_PATTERN
-from wiretape.storage.models import AuditStatus
 from wiretape.storage.names import TAPE_NAME_HELP, TAPE_NAME_MAX, TAPE_NAME_PATTERN
 
 # the store's one tape-name rule (storage/names.py), as schema constraints
@@ -309,43 +310,33 @@ class RecordingDiffOut(BaseModel):
     ignored: int = Field(description="differences left out as noise (0 with strict)")
 
 
-class TapeEntryOut(BaseModel):
-    match_key: str
-    seq: int
-    id: int
-    endpoint: str
-    url: str
-    status: int | None
-    failure: str | None
+class PairKey(BaseModel):
+    """Which recordings of the two tapes were paired: one match key and seq in both."""
 
-
-class PairOut(BaseModel):
     match_key: str
     seq: int
     endpoint: str
-    url: str
     a_id: int
     b_id: int
+
+
+class PairOut(PairKey):
+    url: str
     changes: list[ChangeOut]
     ignored: int
 
 
-class StatusClassChangeOut(BaseModel):
+class StatusClassChangeOut(PairKey):
     model_config = ConfigDict(populate_by_name=True)
 
-    match_key: str
-    seq: int
-    endpoint: str
-    a_id: int
-    b_id: int
     from_: str = Field(alias="from")
     to: str
 
 
 class TapeDiffOut(BaseModel):
     identical: bool
-    added: list[TapeEntryOut] = Field(description="recordings only in B")
-    removed: list[TapeEntryOut] = Field(description="recordings only in A")
+    added: list[TapeEntry] = Field(description="recordings only in B")
+    removed: list[TapeEntry] = Field(description="recordings only in A")
     changed: list[PairOut]
     unchanged: int
     status_class_changes: list[StatusClassChangeOut]
@@ -394,35 +385,8 @@ class AuditStarted(BaseModel):
     url: str
 
 
-class AuditResultOut(BaseModel):
-    recording_id: int | None
-    endpoint: str
-    method: str
-    url: str
-    verdict: str = Field(description="ok, or the worst drift class found")
-    findings: list[dict[str, Any]]
-    ignored: int
-    live_status: int | None
-    live_failure: str | None
-    duration_ms: float | None
-    recorded_duration_ms: float
-    refreshed: bool
-    checked_at: datetime | None
-
-
-class AuditOut(BaseModel):
-    id: int
-    tape: str
-    status: AuditStatus
-    trigger: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    fail_on: str
-    strict: bool
-    options: dict[str, Any]
-    summary: dict[str, Any]
-    error: str
-    results: list[AuditResultOut]
+# an audit and its results: drift/audit/report.py's AuditReport and AuditResult
+AuditOut = AuditReport
 
 
 class AuditListItem(BaseModel):

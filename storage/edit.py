@@ -56,42 +56,6 @@ def with_content_length(headers: Headers, length: int) -> Headers:
     return (*headers, ("Content-Length", str(length)))
 
 
-def edit_response(
-    resp: Response,
-    *,
-    status: int | None = None,
-    headers: Headers | None = None,
-    body: bytes | None = None,
-) -> Response:
-    """A response with the given parts replaced.
-
-    `body` is the new content as people see it (decoded); it is stored encoded with the
-    Content-Encoding of the (new) headers. When only the headers change the encoding (say the
-    user removed `Content-Encoding: gzip`), the stored body is re-encoded to match. The
-    Content-Length header follows the stored body.
-    """
-    new_headers = tuple(headers) if headers is not None else resp.headers
-    old_enc = header_value(resp.headers, "content-encoding")
-    new_enc = header_value(new_headers, "content-encoding")
-    if body is not None:
-        raw = encode_body(new_headers, body)
-    elif _same_encoding(old_enc, new_enc):
-        raw = resp.body
-    else:
-        try:
-            decoded = decode_content(resp.body, old_enc)
-        except DecodeError as e:
-            raise InvalidEdit(
-                f"the stored body is not valid {old_enc}; send the body too to replace it"
-            ) from e
-        raw = encode_body(new_headers, decoded)
-    if raw != resp.body or headers is not None:
-        new_headers = fix_content_length(new_headers, len(raw))
-    new_status = resp.status if status is None else status
-    reason = resp.reason if new_status == resp.status else reason_for(new_status)
-    return replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason)
-
-
 def new_request(method: str, url: str, headers: Headers, content: bytes) -> Request:
     """A request written by hand (raises exchange.InvalidURL for a URL it cannot use)."""
     scheme, host, port, target = split_url(url)
@@ -116,8 +80,14 @@ def edit_exchange(
     headers: Headers | None = None,
     body: bytes | None = None,
 ) -> Exchange:
-    """The exchange with its response edited (see edit_response). A recorded upstream
-    failure becomes a response when a status is given."""
+    """The exchange with the given parts of its response replaced; a recorded upstream
+    failure becomes a response when a status is given.
+
+    `body` is the new content as people see it (decoded); it is stored encoded with the
+    Content-Encoding of the (new) headers. When only the headers change the encoding (say the
+    user removed `Content-Encoding: gzip`), the stored body is re-encoded to match. The
+    Content-Length header follows the stored body.
+    """
     if status is None and headers is None and body is None:
         return ex
     resp = ex.response
@@ -127,7 +97,26 @@ def edit_exchange(
             raise InvalidEdit(f"the recording is an upstream failure ({kind}): give a status "
                               "to turn it into a response")
         resp = Response(status=status, reason=reason_for(status))
-    edited = edit_response(resp, status=status, headers=headers, body=body)
-    if ex.response is None:
-        edited = replace(edited, headers=with_content_length(edited.headers, len(edited.body)))
+    new_headers = tuple(headers) if headers is not None else resp.headers
+    old_enc = header_value(resp.headers, "content-encoding")
+    new_enc = header_value(new_headers, "content-encoding")
+    if body is not None:
+        raw = encode_body(new_headers, body)
+    elif _same_encoding(old_enc, new_enc):
+        raw = resp.body
+    else:
+        try:
+            decoded = decode_content(resp.body, old_enc)
+        except DecodeError as e:
+            raise InvalidEdit(
+                f"the stored body is not valid {old_enc}; send the body too to replace it"
+            ) from e
+        raw = encode_body(new_headers, decoded)
+    if ex.response is None:  # a new response is always delimited
+        new_headers = with_content_length(new_headers, len(raw))
+    elif raw != resp.body or headers is not None:
+        new_headers = fix_content_length(new_headers, len(raw))
+    new_status = resp.status if status is None else status
+    reason = resp.reason if new_status == resp.status else reason_for(new_status)
+    edited = replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason)
     return ex.with_(response=edited, failure=None)

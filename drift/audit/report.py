@@ -1,12 +1,18 @@
-"""An audit as stored, as the API answers it and the CLI prints it (text, JSON or JUnit)."""
+"""An audit as stored, as the API answers it and the CLI prints it (text, JSON or JUnit).
+
+The dataclasses here are also the admin API's response schemas for audits (pydantic reads
+them), so the shape is declared once.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from sqlalchemy.orm import Session
 from wiretape.storage import models as m
 from wiretape.storage import repository as repo
@@ -24,6 +30,32 @@ def _iso(value: datetime | None) -> str | None:
 
 
 @dataclass(slots=True)
+class AuditResult:
+    """What an audit found for one recording."""
+
+    recording_id: int | None  # None once the recording is deleted
+    endpoint: str
+    method: str
+    url: str
+    verdict: Annotated[str, Field(description="ok, or the worst drift class found")]
+    findings: list[dict[str, Any]]
+    ignored: int  # differences left out as noise
+    live_status: int | None
+    live_failure: str | None
+    duration_ms: float | None
+    recorded_duration_ms: float
+    refreshed: bool
+    checked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: m.AuditResult) -> AuditResult:
+        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "checked_at": _iso(self.checked_at)}
+
+
+@dataclass(slots=True)
 class AuditReport:
     """An audit as stored: what the API answers and the CLI prints."""
 
@@ -38,7 +70,7 @@ class AuditReport:
     options: dict[str, Any]
     summary: dict[str, Any]
     error: str
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[AuditResult] = field(default_factory=list)
 
     @property
     def failing(self) -> bool:
@@ -48,12 +80,12 @@ class AuditReport:
     def cases(self) -> list[AuditCase]:
         return [
             AuditCase(
-                recording_id=r["recording_id"] if r["recording_id"] is not None else 0,
-                endpoint=r["endpoint"], url=r["url"],
+                recording_id=r.recording_id if r.recording_id is not None else 0,
+                endpoint=r.endpoint, url=r.url,
                 findings=tuple(
                     DriftFinding(DriftClass(f["class"]), f["path"], f.get("old"), f.get("new"),
                                  f["message"])
-                    for f in r["findings"]
+                    for f in r.findings
                 ),
             )
             for r in self.results
@@ -61,11 +93,9 @@ class AuditReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "tape": self.tape, "status": str(self.status),
-            "trigger": self.trigger, "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at), "fail_on": self.fail_on,
-            "strict": self.strict, "options": self.options, "summary": self.summary,
-            "error": self.error, "results": self.results,
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+            "status": str(self.status), "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at), "results": [r.to_dict() for r in self.results],
         }
 
     def render(self, fmt: ReportFormat = ReportFormat.TEXT) -> str:
@@ -84,24 +114,15 @@ class AuditReport:
         verdict = (f"FAIL: drift at or above {self.fail_on}" if self.failing
                    else f"PASS: no drift at or above {self.fail_on}")
         lines = [f"{head}: {verdict}", render_audit_text(self.cases(), self.fail_on).rstrip("\n")]
-        refreshed = [r for r in self.results if r.get("refreshed")]
+        refreshed = [r for r in self.results if r.refreshed]
         if refreshed:
             lines += ["", f"re-recorded {len(refreshed)} drifted recording(s): "
-                          + ", ".join(str(r["recording_id"]) for r in refreshed)]
+                          + ", ".join(str(r.recording_id) for r in refreshed)]
         learned = self.summary.get("noise_learned") or {}
         if learned:
             lines += ["", "noise left out (differs between two live answers):"]
             lines += [f"  {ep}: {', '.join(ps)}" for ep, ps in learned.items()]
         return "\n".join(lines) + "\n"
-
-
-_RESULT_FIELDS = ("recording_id", "endpoint", "method", "url", "verdict", "findings", "ignored",
-                  "live_status", "live_failure", "duration_ms", "recorded_duration_ms",
-                  "refreshed")
-
-
-def _result_dict(r: m.AuditResult) -> dict[str, Any]:
-    return {**{f: getattr(r, f) for f in _RESULT_FIELDS}, "checked_at": _iso(r.checked_at)}
 
 
 def load_report(s: Session, audit_id: int) -> AuditReport:
@@ -112,5 +133,5 @@ def load_report(s: Session, audit_id: int) -> AuditReport:
         started_at=audit.started_at, finished_at=audit.finished_at, fail_on=audit.fail_on,
         strict=audit.strict, options=audit.options or {}, summary=audit.summary or {},
         error=audit.error or "",
-        results=[_result_dict(r) for r in repo.audit_results(s, audit_id)],
+        results=[AuditResult.of(r) for r in repo.audit_results(s, audit_id)],
     )

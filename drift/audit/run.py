@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +22,7 @@ from .. import noise
 from .judge import Outcome, judge, summarize
 from .options import AuditOptions, Target, answered
 from .probe import planned, probe
-from .report import AuditReport, load_report
+from .report import AuditReport, AuditResult, load_report
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +126,21 @@ class TapeAudit:
             self.on_change()
 
 
-def _result_row(o: Outcome, refreshed: bool, checked_at: Any) -> dict[str, Any]:
+def _result_row(o: Outcome, refreshed: bool, checked_at: datetime) -> dict[str, Any]:
     live, recorded = o.live, o.target.exchange
-    return {
-        "recording_id": o.target.id,
-        "endpoint": o.target.endpoint,
-        "method": recorded.request.method,
-        "url": recorded.request.url,
-        "verdict": o.verdict,
+    return dataclasses.asdict(AuditResult(
+        recording_id=o.target.id,
+        endpoint=o.target.endpoint,
+        method=recorded.request.method,
+        url=recorded.request.url,
+        verdict=o.verdict,
         # finding values come from bodies: keep them JSON (bytes never reach here, but be safe)
-        "findings": [json.loads(json.dumps(f.to_dict(), default=str)) for f in o.findings],
-        "ignored": o.ignored,
-        "live_status": live.response.status if live.response else None,
-        "live_failure": str(live.failure.kind) if live.failure else None,
-        "duration_ms": round(live.duration_ms, 3),
-        "recorded_duration_ms": recorded.duration_ms,
-        "refreshed": refreshed,
-        "checked_at": checked_at,
-    }
+        findings=[json.loads(json.dumps(f.to_dict(), default=str)) for f in o.findings],
+        ignored=o.ignored,
+        live_status=live.response.status if live.response else None,
+        live_failure=str(live.failure.kind) if live.failure else None,
+        duration_ms=round(live.duration_ms, 3),
+        recorded_duration_ms=recorded.duration_ms,
+        refreshed=refreshed,
+        checked_at=checked_at,
+    ))
