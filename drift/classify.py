@@ -5,7 +5,7 @@ the status class changed, the live request failed where the recording has an ans
 `additive` (a new field, header or body), `value` (same shape, other value: also list items
 coming and going, text lines, binary digests, same-class status codes), `latency` (live
 slower than twice the recorded duration). Latency is the lowest: a slow answer is still a
-right answer, so `--fail-on value` also fails on value drift but `--fail-on latency` is
+right answer, so fail-on `value` also fails on value drift but fail-on `latency` is
 needed to fail on slowness alone.
 """
 
