@@ -188,10 +188,7 @@ def open_store(url: str) -> Any:
 
 
 def _url(value: str) -> str:
-    try:
-        return db.check_url(value)
-    except db.InvalidDatabaseURL as e:
-        raise UserError(f"--db: {e}") from e
+    return db.check_url(value, "--db")  # InvalidDatabaseURL names the flag
 
 
 def setup_logging(level: str) -> None:
