@@ -11,7 +11,15 @@ from http import HTTPStatus
 
 from .codec import DecodeError, decode_content, encode_content
 from .errors import InvalidInput
-from .exchange import Exchange, Headers, Request, Response, header_value, split_url
+from .exchange import (
+    Exchange,
+    Headers,
+    InvalidURL,
+    Request,
+    Response,
+    header_value,
+    split_url,
+)
 from .redact import fix_content_length
 
 
@@ -57,8 +65,11 @@ def with_content_length(headers: Headers, length: int) -> Headers:
 
 
 def new_request(method: str, url: str, headers: Headers, content: bytes) -> Request:
-    """A request written by hand (raises exchange.InvalidURL for a URL it cannot use)."""
-    scheme, host, port, target = split_url(url)
+    """A request written by hand (InvalidEdit for a URL it cannot use)."""
+    try:
+        scheme, host, port, target = split_url(url)
+    except InvalidURL as e:
+        raise InvalidEdit(f"request url {e}") from e
     body = encode_body(headers, content)
     if body:
         headers = with_content_length(headers, len(body))
@@ -79,6 +90,7 @@ def edit_exchange(
     status: int | None = None,
     headers: Headers | None = None,
     body: bytes | None = None,
+    name: str = "the recording",
 ) -> Exchange:
     """The exchange with the given parts of its response replaced; a recorded upstream
     failure becomes a response when a status is given.
@@ -86,7 +98,7 @@ def edit_exchange(
     `body` is the new content as people see it (decoded); it is stored encoded with the
     Content-Encoding of the (new) headers. When only the headers change the encoding (say the
     user removed `Content-Encoding: gzip`), the stored body is re-encoded to match. The
-    Content-Length header follows the stored body.
+    Content-Length header follows the stored body. `name` says which exchange in messages.
     """
     if status is None and headers is None and body is None:
         return ex
@@ -94,8 +106,8 @@ def edit_exchange(
     if resp is None:
         if status is None:
             kind = ex.failure.kind if ex.failure else "no response"
-            raise InvalidEdit(f"the recording is an upstream failure ({kind}): give a status "
-                              "to turn it into a response")
+            raise InvalidEdit(f"{name} is an upstream failure ({kind}): give a status to "
+                              "turn it into a response")
         resp = Response(status=status, reason=reason_for(status))
     new_headers = tuple(headers) if headers is not None else resp.headers
     old_enc = header_value(resp.headers, "content-encoding")

@@ -22,5 +22,6 @@ class InvalidTapeName(InvalidInput):
 
 def check_tape_name(name: str) -> str:
     if len(name) > TAPE_NAME_MAX or _TAPE_NAME.fullmatch(name) is None:
-        raise InvalidTapeName(f"tape name {name!r} must be {TAPE_NAME_HELP}")
+        raise InvalidTapeName(f"tape name {name!r} must be 1-{TAPE_NAME_MAX} letters, digits, "
+                              "'.', '_' or '-' and start with a letter or digit")
     return name

@@ -191,7 +191,7 @@ def patch_recording(
     ex = edit.edit_exchange(
         stored, status=body.status,
         headers=tuple(body.headers) if body.headers is not None else None,
-        body=_bytes(body.body) if body.body is not None else None,
+        body=_bytes(body.body) if body.body is not None else None, name=f"recording {rid}",
     )
     if ex is not stored:  # what is edited is redacted like recorded traffic
         ex = settings.redactor.exchange(ex)
