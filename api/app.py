@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from wiretape.drift.audit import AuditRunner
+from wiretape.drift.metrics import DriftCollector
 from wiretape.storage import db
 from wiretape.storage import repository as repo
-from wiretape.storage.edit import InvalidEdit
-from wiretape.storage.har import HarError
-from wiretape.storage.matching import InvalidRule
+from wiretape.storage.errors import WiretapeError
 from wiretape.storage.metrics import WriterCollector
 
-from . import drift, schemas
+from . import schemas
 from .deps import get_session, require_token
-from .routes import overview, recordings, system, tapes, ui
+from .routes import audits, diffs, overview, recordings, system, tapes, ui
 from .settings import ApiSettings
 from .version import wiretape_version
 
 __all__ = ["ApiSettings", "create_app", "get_session", "wiretape_version"]
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Browse, search, edit and move the recordings of a running wiretape; switch its mode at
@@ -42,12 +43,6 @@ endpoint but `/api/health` needs it. Errors are `{"detail": "..."}`: 404 for an 
 or tape, 409 for a conflict, 422 for invalid input.
 """
 
-# domain errors that mean "this input cannot be used": 422 with the error's own words
-INVALID_INPUT: tuple[type[Exception], ...] = (
-    InvalidRule, InvalidEdit, HarError, recordings.InvalidCursor,
-)
-
-
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
     errors = []
     lines = []
@@ -60,28 +55,18 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(LookupError)
-    async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
-        if isinstance(exc, KeyError | IndexError):  # a bug, not an unknown id
-            log.error("internal error", exc_info=exc)
-            return JSONResponse({"detail": "internal error"}, status_code=500)
-        return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
+    """The app's one error mapping: a WiretapeError answers its own status with its message;
+    anything else is a bug and stays a 500 (logged with its traceback)."""
 
-    @app.exception_handler(repo.TapeExists)
-    async def conflict(_request: Request, exc: repo.TapeExists) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+    @app.exception_handler(WiretapeError)
+    async def wiretape_error(_request: Request, exc: WiretapeError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     @app.exception_handler(IntegrityError)
     async def integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
         # two requests raced to create the same tape
         return JSONResponse({"detail": "conflict with a concurrent change; try again"},
                             status_code=409)
-
-    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    for cls in INVALID_INPUT:
-        app.add_exception_handler(cls, invalid)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,14 +75,25 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(WriterCollector(settings.metrics_source))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The engine for the app's life. Audits started through the API run on threads of
+        their own; at shutdown the ones still running are cancelled and stored as failed
+        instead of staying "running"."""
         engine = db.make_engine(settings.db_url)
-        app.state.engine = engine
-        app.state.sessions = db.make_sessions(engine)
+        sessions = db.make_sessions(engine)
+        app.state.engine, app.state.sessions = engine, sessions
+        app.state.audit_runner = runner = AuditRunner()
+        drift = DriftCollector(lambda: _latest_audit_summaries(sessions))
+        registry.register(drift)
         try:
             yield
         finally:
+            registry.unregister(drift)
+            await asyncio.to_thread(runner.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -107,8 +103,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(WriterCollector(settings.metrics_source))
     app.state.metrics_registry = registry
 
     # /docs and /openapi.json stay open: they hold no recordings, and Swagger UI must load
@@ -117,16 +111,19 @@ def create_app(settings: ApiSettings) -> FastAPI:
     public.include_router(system.public)
     guarded = APIRouter(prefix="/api", dependencies=[Depends(require_token)],
                         responses=schemas.ERROR_RESPONSES)
-    guarded.include_router(system.router)
-    guarded.include_router(recordings.router)
-    guarded.include_router(tapes.router)
-    guarded.include_router(overview.router)
+    for routes in (system, recordings, tapes, overview, diffs, audits):
+        guarded.include_router(routes.router)
     app.include_router(public)
     app.include_router(guarded)
     app.include_router(system.metrics_router, dependencies=[Depends(require_token)],
                        responses={401: schemas.ERROR_RESPONSES[401]})
-    # diffs, noise, audits, freshness (own token dependency); the same documented errors
-    app.include_router(drift.router, responses=schemas.ERROR_RESPONSES)
     ui.install(app)  # the web UI at /ui/: static files, no token (they hold no data)
     add_error_handlers(app)
     return app
+
+
+def _latest_audit_summaries(
+    sessions: sessionmaker[Session],
+) -> list[tuple[str, dict[str, Any], datetime | None]]:
+    with sessions() as s:
+        return repo.latest_audit_summaries(s)

@@ -1,4 +1,5 @@
-"""Dependencies of the admin routes: one transaction per request, the bearer token."""
+"""Dependencies of the admin routes: one transaction per request, the bearer token, the
+app's audit runner."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from wiretape.drift.audit import AuditRunner
 
 from .settings import ApiSettings
 
@@ -44,12 +46,16 @@ def flush_writes(request: Request) -> None:
     flush = get_settings(request).flush_writes
     if flush is not None:
         flush(5.0)
+def get_audit_runner(request: Request) -> AuditRunner:
+    runner: AuditRunner = request.app.state.audit_runner
+    return runner
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 FlushedWrites = Depends(flush_writes)
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
+AuditRunnerDep = Annotated[AuditRunner, Depends(get_audit_runner)]
 
 bearer = HTTPBearer(
     auto_error=False,

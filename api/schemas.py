@@ -1,4 +1,8 @@
-"""Pydantic schemas of the admin API (separate from the ORM models)."""
+"""Pydantic schemas of the admin API (separate from the ORM models), and its parameter types.
+
+Over 400 lines on purpose: every shape the API reads or answers is declared here, in the
+order of the routes, so the OpenAPI document has one source.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,40 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from wiretape.drift.audit.report import AuditReport
+from wiretape.drift.changes import ChangeKind
+from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
+from wiretape.drift.tapes import TapeEntry
 from wiretape.storage.exchange import FailureKind, Mode, OnMiss
+from wiretape.storage.headers import HEADER_VALUE_PATTERN, METHOD_MAX, TOKEN_PATTERN
+from wiretape.storage.names import TAPE_NAME_HELP, TAPE_NAME_MAX, TAPE_NAME_PATTERN
 
-# letters, digits, '.', '_' and '-', starting with a letter or digit, never '..' (no path
-# tricks when a tape name ends up in a file name); the same rule as `--tape`
-TAPE_NAME_PATTERN = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$"
-TAPE_NAME_HELP = "1-200 letters, digits, '.', '_' or '-', starting with a letter or digit"
-
-TapeName = Annotated[str, StringConstraints(pattern=TAPE_NAME_PATTERN, max_length=200)]
-TapeQuery = Query(pattern=TAPE_NAME_PATTERN, max_length=200, description="tape name")
-TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=200, description=TAPE_NAME_HELP,
+# the store's one tape-name rule (storage/names.py), as schema constraints
+TapeName = Annotated[str, StringConstraints(pattern=TAPE_NAME_PATTERN, max_length=TAPE_NAME_MAX)]
+TapeQuery = Query(pattern=TAPE_NAME_PATTERN, max_length=TAPE_NAME_MAX, description="tape name")
+TapePath = Path(pattern=TAPE_NAME_PATTERN, max_length=TAPE_NAME_MAX, description=TAPE_NAME_HELP,
                 examples=["default"])
-RecordingId = Annotated[int, Path(ge=1, le=2**31 - 1, description="recording id",
-                                  examples=[1])]
+TapeParam = Annotated[str, TapePath]
+INT32 = 2**31 - 1
+RecordingId = Annotated[int, Path(ge=1, le=INT32, description="recording id", examples=[1])]
+AuditId = Annotated[int, Path(ge=1, le=INT32, description="audit id", examples=[1])]
+Strict = Annotated[bool, Query(description="keep noise (timestamps, request ids) in the verdict")]
+Format = Annotated[ReportFormat,
+                   Query(description="json (default), text (read at a glance) or junit (CI)")]
 
-# RFC 9110 tokens; values are latin-1 text without line breaks (what HTTP/1 can carry)
-_TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
-_HEADER_VALUE = r"^[\t\x20-\x7e\x80-\xff]*$"
-_NO_NUL = r"^[^\x00]*$"
+NO_NUL = r"^[^\x00]*$"
 
-HeaderName = Annotated[str, StringConstraints(pattern=_TOKEN, min_length=1, max_length=256)]
-HeaderValue = Annotated[str, StringConstraints(pattern=_HEADER_VALUE, max_length=16384)]
+# header names and methods are RFC 9110 tokens; values what HTTP/1 can carry (storage/headers.py)
+HeaderName = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN, min_length=1,
+                                              max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=16384)]
 Header = tuple[HeaderName, HeaderValue]
 Headers = Annotated[list[Header], Field(max_length=500)]
-Method = Annotated[str, StringConstraints(pattern=_TOKEN, min_length=1, max_length=32)]
+Method = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN, min_length=1,
+                                          max_length=METHOD_MAX)]
 Status = Annotated[int, Field(ge=100, le=599)]
-Note = Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=10_000)]
+Reason = Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=255)]
+Note = Annotated[str, StringConstraints(pattern=NO_NUL, max_length=10_000)]
 
 
 def LimitQuery(default: int) -> Any:  # noqa: N802 - reads like the Query it returns
@@ -192,7 +204,7 @@ class ResponseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Status = 200
-    reason: Annotated[str, StringConstraints(pattern=_HEADER_VALUE, max_length=255)] | None = None
+    reason: Reason | None = None
     headers: Headers = []
     body: Body | None = None
 
@@ -249,7 +261,7 @@ class MatchingRules(BaseModel):
     )
 
     ignore_query: Annotated[
-        list[Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=200)]],
+        list[Annotated[str, StringConstraints(pattern=NO_NUL, max_length=200)]],
         Field(max_length=100),
     ] = []
     ignore_body_paths: Annotated[
@@ -319,6 +331,134 @@ class TapeOverview(BaseModel):
     matching: MatchingRules
     last_audit: LastAudit | None
     freshness: FreshnessSummary
+# -- diffs, noise, audits and freshness -------------------------------------------
+
+class ChangeOut(BaseModel):
+    path: str = Field(examples=["response.body.items[0].price"])
+    kind: ChangeKind
+    old: Any = None
+    new: Any = None
+
+
+class RecordingDiffOut(BaseModel):
+    identical: bool
+    changes: list[ChangeOut]
+    ignored: int = Field(description="differences left out as noise (0 with strict)")
+
+
+class PairKey(BaseModel):
+    """Which recordings of the two tapes were paired: one match key and seq in both."""
+
+    match_key: str
+    seq: int
+    endpoint: str
+    a_id: int
+    b_id: int
+
+
+class PairOut(PairKey):
+    url: str
+    changes: list[ChangeOut]
+    ignored: int
+
+
+class StatusClassChangeOut(PairKey):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+
+
+class TapeDiffOut(BaseModel):
+    identical: bool
+    added: list[TapeEntry] = Field(description="recordings only in B")
+    removed: list[TapeEntry] = Field(description="recordings only in A")
+    changed: list[PairOut]
+    unchanged: int
+    status_class_changes: list[StatusClassChangeOut]
+    latency: list[dict[str, Any]] = Field(description="p50/p95 duration_ms per endpoint")
+    error_rate: dict[str, Any]
+    noise: dict[str, Any]
+
+
+class NoiseOut(BaseModel):
+    tape: str
+    manual: list[str] = Field(
+        description="patterns given by hand, for every endpoint",
+        examples=[["response.body.timestamp", "response.headers.x-request-id"]])
+    detected: dict[str, list[str]] = Field(
+        description="per endpoint: learned by audits from two live answers, and found among "
+                    "the tape's recordings of one key")
+
+
+class NoiseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    manual: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        default=None, max_length=1000, description="replaces the hand-written patterns")
+    detected: dict[str, list[str]] | None = Field(
+        default=None, description="replaces what audits learned ({} forgets it)")
+
+
+class AuditRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="sent with every request, e.g. credentials that "
+        "redaction removed; stored by name only", examples=[{"Authorization": "Bearer …"}])
+    concurrency: int = Field(default=4, ge=1, le=64)
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per request")
+    strict: bool = False
+    fail_on: DriftClass = DEFAULT_FAIL_ON
+    refresh: bool = Field(default=False, description="re-record what drifted")
+    verify_tls: bool = True
+
+
+class AuditStarted(BaseModel):
+    id: int
+    tape: str
+    status: str
+    url: str
+
+
+# an audit and its results: drift/audit/report.py's AuditReport and AuditResult
+AuditOut = AuditReport
+
+
+class AuditListItem(BaseModel):
+    id: int
+    status: str
+    trigger: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    fail_on: str
+    summary: dict[str, Any]
+
+
+class FreshnessItem(BaseModel):
+    id: int
+    method: str
+    url: str
+    status: int | None
+    last_verified_at: datetime | None
+    last_verdict: str | None = Field(description="ok, a drift class, or refreshed")
+    last_matched_at: datetime | None = Field(description="last audit that found no drift")
+
+
+class FreshnessOut(BaseModel):
+    tape: str
+    recordings: list[FreshnessItem]
+
+
+class RecordingAuditOut(BaseModel):
+    audit_id: int
+    audit_status: str
+    verdict: str
+    findings: list[dict[str, Any]]
+    live_status: int | None
+    live_failure: str | None
+    refreshed: bool
+    checked_at: datetime | None
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`wiretape diff` and `wiretape audit`: parse the command line, hand off to storage, report."""
+"""`wiretape diff` and `wiretape audit`: parse the command line, hand off to drift/, report."""
 
 from __future__ import annotations
 
@@ -8,37 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from wiretape.storage import db
+from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
+from wiretape.storage.db import make_sessions
 
-from .errors import EXIT_USAGE, UserError, env
-from .settings import SettingsError, check_tape_name, split_names
+from .errors import EXIT_USAGE, env
+from .settings import check_tape_name, split_names
+from .store import db_option, open_store
 
 EXIT_DIFFERS = 1
 
-_formats = click.Choice(["text", "json", "junit"], case_sensitive=False)
-_fail_on = click.Choice(["breaking", "additive", "value", "latency"], case_sensitive=False)
-
-
-def _db_option() -> Any:
-    return click.option("--db", "db_url", envvar="WIRETAPE_DB", default="sqlite:///./wiretape.db",
-                        show_envvar=True, help="SQLAlchemy URL of the store")
-
-
-def _store(url: str) -> Any:
-    """An engine on the store, migrated first (like `serve`)."""
-    try:
-        url = db.check_url(url)
-    except db.InvalidDatabaseURL as e:
-        raise UserError(str(e)) from e
-    db.ensure_current(url)
-    return db.make_engine(url)
-
-
-def _tape(name: str) -> str:
-    try:
-        return check_tape_name(name)
-    except SettingsError as e:
-        raise UserError(str(e)) from e
+_formats = click.Choice([f.value for f in ReportFormat], case_sensitive=False)
+_fail_on = click.Choice([c.value for c in DriftClass], case_sensitive=False)
 
 
 def _write(text: str, output: str | None) -> None:
@@ -53,48 +33,40 @@ def _write(text: str, output: str | None) -> None:
 @click.command()
 @click.argument("tape_a")
 @click.argument("tape_b")
-@click.option("--format", "fmt", type=_formats, default="text", show_default=True,
+@click.option("--format", "fmt", type=_formats, default=ReportFormat.TEXT.value, show_default=True,
               help="text (read at a glance), json, or junit (CI)")
 @click.option("--strict", is_flag=True, default=False,
               help="keep noise (timestamps, request ids) in the verdict")
 @click.option("-o", "--output", default=None,
               help="write the report to this file (the text summary still goes to stdout)")
-@_db_option()
-def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None,
-         db_url: str) -> None:
+@db_option
+def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None, db: str) -> None:
     """Diff tape TAPE_A (baseline) against TAPE_B (branch), paired by match key.
 
     Exit 0 when they are the same, 1 when something differs, 2 on a usage error."""
-    from wiretape.storage import compare
-    from wiretape.storage import repository as repo
-    from wiretape.storage.diff import render_junit, render_text
+    from wiretape.drift import compare
+    from wiretape.drift.render import render_junit, render_text
 
-    a, b = _tape(tape_a), _tape(tape_b)
-    engine = _store(db_url)
+    a, b = check_tape_name(tape_a), check_tape_name(tape_b)
+    engine = open_store(db)
     try:
-        with _sessions(engine)() as s:
+        with make_sessions(engine)() as s:
             result = compare.tape_diff(s, a, b, strict)
-    except repo.TapeNotFound as e:
-        raise UserError(str(e).strip("'\"")) from e
     finally:
         engine.dispose()
-    fmt = fmt.lower()
-    if fmt == "json":
+    form = ReportFormat(fmt.lower())
+    if form is ReportFormat.JSON:
         import json
 
         report = json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
-    elif fmt == "junit":
+    elif form is ReportFormat.JUNIT:
         report = render_junit(result, f"wiretape diff {a} {b}")
     else:
         report = render_text(result)
     _write(report, output)
-    if output not in (None, "-") and fmt != "text":
+    if output not in (None, "-") and form is not ReportFormat.TEXT:
         click.echo(render_text(result), nl=False)
     sys.exit(0 if result.identical else EXIT_DIFFERS)
-
-
-def _sessions(engine: Any) -> Any:
-    return db.make_sessions(engine)
 
 
 @click.command()
@@ -107,9 +79,9 @@ def _sessions(engine: Any) -> Any:
               help="requests in flight at once")
 @click.option("--timeout", type=click.FloatRange(0, 3600, min_open=True), default=10.0,
               show_default=True, help="seconds per request")
-@click.option("--format", "fmt", type=_formats, default="text", show_default=True,
+@click.option("--format", "fmt", type=_formats, default=ReportFormat.TEXT.value, show_default=True,
               help="text (read at a glance), json, or junit (CI)")
-@click.option("--fail-on", type=_fail_on, default="breaking", show_default=True,
+@click.option("--fail-on", type=_fail_on, default=DEFAULT_FAIL_ON.value, show_default=True,
               help="exit 1 on drift at or above this class: breaking > additive > value > latency")
 @click.option("--strict", is_flag=True, default=False,
               help="keep noise (timestamps, request ids) in the verdict")
@@ -125,7 +97,7 @@ def _sessions(engine: Any) -> Any:
               help="with --refresh: more JSON fields to redact (repeatable)")
 @click.option("-o", "--output", default=None,
               help="write the report to this file (the text report still goes to stdout)")
-@_db_option()
+@db_option
 def audit(**kw: Any) -> None:
     """Re-send every recorded request of a tape to the live upstream and report drift.
 
@@ -136,16 +108,14 @@ def audit(**kw: Any) -> None:
 
     Exit 0 when nothing drifted at or above --fail-on, 1 when something did, 2 on a usage
     error (unknown tape, bad --header)."""
-    from wiretape.storage import repository as repo
-    from wiretape.storage.audit import AuditOptions, InvalidHeader, TapeAudit, parse_header
-    from wiretape.storage.drift import DriftClass
+    from wiretape.drift.audit import AuditOptions, TapeAudit
+    from wiretape.storage.models import AuditTrigger
     from wiretape.storage.redact import Redactor
 
-    tape = _tape(kw["tape"])
-    try:
-        headers = tuple(parse_header(h) for h in kw["headers"])
-    except InvalidHeader as e:
-        raise UserError(str(e)) from e
+    from .flags import parse_header
+
+    tape = check_tape_name(kw["tape"])
+    headers = tuple(parse_header(h) for h in kw["headers"])
     options = AuditOptions(
         headers=headers, concurrency=kw["concurrency"], timeout=kw["timeout"],
         strict=kw["strict"], fail_on=DriftClass(kw["fail_on"].lower()), refresh=kw["refresh"],
@@ -154,13 +124,11 @@ def audit(**kw: Any) -> None:
     redactor = Redactor.with_extra(split_names(kw["redact_header"]),
                                    split_names(kw["redact_query"]),
                                    split_names(kw["redact_json"]))
-    engine = _store(kw["db_url"])
+    engine = open_store(kw["db"])
     try:
-        sessions = _sessions(engine)
-        try:
-            job = TapeAudit.begin(sessions, tape, options, trigger="cli", redactor=redactor)
-        except repo.TapeNotFound as e:
-            raise UserError(str(e).strip("'\"")) from e
+        sessions = make_sessions(engine)
+        job = TapeAudit.begin(sessions, tape, options, trigger=AuditTrigger.CLI,
+                              redactor=redactor)
         with _progress(job.planned) as tick:
             try:
                 report = asyncio.run(job.run(tick))
@@ -168,10 +136,10 @@ def audit(**kw: Any) -> None:
                 raise click.exceptions.Abort() from e
     finally:
         engine.dispose()
-    fmt = kw["fmt"].lower()
+    fmt = ReportFormat(kw["fmt"].lower())
     _write(report.render(fmt), kw["output"])
-    if kw["output"] not in (None, "-") and fmt != "text":
-        click.echo(report.render("text"), nl=False)
+    if kw["output"] not in (None, "-") and fmt is not ReportFormat.TEXT:
+        click.echo(report.render(ReportFormat.TEXT), nl=False)
     sys.exit(EXIT_DIFFERS if report.failing else 0)
 
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import sys
-from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,7 +12,9 @@ from wiretape.storage import db
 from wiretape.storage.errors import WiretapeError
 
 from .errors import EXIT_USAGE, UserError
-from .settings import ServeSettings, SettingsError, check_tape_name, opt, serve_flags, split_names
+from .settings import ServeSettings, opt, serve_flags
+from .store import check_db_url as _url
+from .store import db_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,12 +41,8 @@ def db_group() -> None:
     """Schema migrations of the store (Alembic)."""
 
 
-_db_opt = click.option("--db", envvar="WIRETAPE_DB", default="sqlite:///./wiretape.db",
-                       show_envvar=True, help="SQLAlchemy URL of the store")
-
-
 @db_group.command()
-@_db_opt
+@db_option
 def upgrade(**kw: Any) -> None:
     """Upgrade the store to the newest schema."""
     url = _url(kw["db"])
@@ -59,7 +52,7 @@ def upgrade(**kw: Any) -> None:
 
 @db_group.command()
 @click.argument("revision")
-@_db_opt
+@db_option
 def downgrade(revision: str, **kw: Any) -> None:
     """Downgrade the store to REVISION (e.g. 0001, or base)."""
     url = _url(kw["db"])
@@ -81,211 +74,6 @@ def ca(confdir: str) -> None:
     click.echo(ensure_ca(os.path.expanduser(confdir)))
 
 
-# -- recordings and tapes: ls, export, import ------------------------------------------------
-
-def _tape_opt(required: bool) -> Any:
-    return click.option("--tape", required=required, default=None,
-                        help="tape name" + ("" if required else " (default: every tape)"))
-
-
-def _when(flag: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError as e:
-        raise UserError(f"{flag} {value!r} must be an ISO 8601 date or time, "
-                        "e.g. 2026-11-02T09:00:00Z") from e
-
-
-def _store(url: str) -> Any:
-    """An engine on the store, migrated first (like `serve`, these commands bring the schema
-    up to date, so they work on a new database file)."""
-    url = _url(url)
-    db.ensure_current(url)
-    return db.make_engine(url)
-
-
-def _checked_tape(name: str | None) -> str | None:
-    if name is None:
-        return None
-    try:
-        return check_tape_name(name)
-    except SettingsError as e:
-        raise UserError(str(e)) from e
-
-
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    """Plain aligned columns; the last column (the URL) is cut to the terminal's width."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers[:-1])]
-    lead = sum(widths) + 2 * len(widths)
-    room = max(20, shutil.get_terminal_size((160, 20)).columns - lead)
-
-    def line(cells: list[str]) -> str:
-        out = [c.rjust(w) if i in right else c.ljust(w)
-               for i, (c, w) in enumerate(zip(cells[:-1], widths, strict=True))]
-        last = cells[-1] if len(cells[-1]) <= room else cells[-1][: room - 1] + "…"
-        return "  ".join([*out, last]).rstrip()
-
-    return [line(headers), *(line(r) for r in rows)]
-
-
-@cli.command(name="ls")
-@_db_opt
-@_tape_opt(required=False)
-@click.option("--method", default=None, help="HTTP method")
-@click.option("--host", default=None, help="host, exactly")
-@click.option("--path", default=None, help="path prefix, e.g. /api/orders")
-@click.option("--status", type=click.IntRange(100, 599), default=None, help="response status")
-@click.option("-q", "--query", "q", default=None, help="text in the request or response body")
-@click.option("--since", default=None, help="recorded at or after (ISO 8601)")
-@click.option("--until", default=None, help="recorded before (ISO 8601)")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
-              help="at most this many rows, newest first")
-def ls(**kw: Any) -> None:
-    """List recordings, newest first, with the same filters as GET /api/recordings."""
-    from wiretape.storage import repository as repo
-
-    f = repo.RecordingFilter(
-        tape=_checked_tape(kw["tape"]), method=kw["method"], host=kw["host"], path=kw["path"],
-        status=kw["status"], q=kw["q"], since=_when("--since", kw["since"]),
-        until=_when("--until", kw["until"]),
-    )
-    engine = _store(kw["db"])
-    try:
-        with db.make_sessions(engine)() as s:
-            rows = repo.list_recordings(s, f, kw["limit"])
-    except repo.TapeNotFound as e:
-        raise UserError(str(e).strip("'\"")) from e
-    finally:
-        engine.dispose()
-    if not rows:
-        click.echo("no recordings match", err=True)
-        return
-    table = [[str(r.id), r.tape, str(r.seq), r.method,
-              str(r.status) if r.status is not None else "failed",
-              f"{r.duration_ms:.0f}", _size(r.response_size),
-              r.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
-              r.last_verified_at.strftime("%Y-%m-%d %H:%M") if r.last_verified_at else "never",
-              r.last_verdict or "-", r.url] for r in rows]
-    headers = ["ID", "TAPE", "SEQ", "METHOD", "STATUS", "MS", "SIZE", "RECORDED (UTC)",
-               "VERIFIED (UTC)", "VERDICT", "URL"]
-    for text in _table(headers, table, right={0, 2, 4, 5, 6}):
-        click.echo(text)
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KB"
-    return f"{n / 1024 / 1024:.1f} MB"
-
-
-@cli.command(name="export")
-@_db_opt
-@_tape_opt(required=True)
-@click.option("-o", "--output", default="-", show_default=True,
-              help="HAR file to write ('-': standard output)")
-def export_cmd(**kw: Any) -> None:
-    """Write a tape as a HAR 1.2 file (keep it in git, open it in a browser's dev tools)."""
-    from importlib.metadata import version
-
-    from wiretape.storage import har
-    from wiretape.storage import repository as repo
-    from wiretape.storage.matching import MatchRules
-
-    name = _checked_tape(kw["tape"])
-    assert name is not None
-    target = kw["output"]
-    engine = _store(kw["db"])
-    try:
-        with db.make_sessions(engine)() as s:
-            try:
-                tape = repo.require_tape(s, name)
-            except repo.TapeNotFound as e:
-                raise UserError(str(e).strip("'\"")) from e
-            matching = MatchRules.from_dict(tape.matching).to_dict()
-            count = 0
-
-            def entries() -> Iterator[dict[str, Any]]:
-                nonlocal count
-                for r in repo.tape_recordings(s, name):
-                    count += 1
-                    yield har.entry(repo.row_exchange(r), rid=r.id, seq=r.seq,
-                                    match_key=r.match_key)
-
-            chunks = har.dump(name, entries(), creator_version=version("wiretape"),
-                              matching=matching)
-            if target == "-":
-                for chunk in chunks:
-                    sys.stdout.write(chunk)
-                return
-            tmp = f"{target}.tmp"
-            try:
-                with open(tmp, "w", encoding="utf-8") as out:
-                    out.writelines(chunks)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            click.echo(f"exported {count} recordings of tape {name} to {target}", err=True)
-    finally:
-        engine.dispose()
-
-
-@cli.command(name="import")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@_db_opt
-@_tape_opt(required=True)
-@click.option("--replace", is_flag=True, default=False,
-              help="empty the tape first (what `serve --tape-file` does)")
-@click.option("--redact-header", multiple=True, help="more header names to redact")
-@click.option("--redact-query", multiple=True, help="more query parameters to redact")
-@click.option("--redact-json", multiple=True, help="more JSON fields to redact")
-def import_cmd(file: str, **kw: Any) -> None:
-    """Load a HAR file into a tape: all entries or none."""
-    from wiretape.storage import repository as repo
-    from wiretape.storage.redact import Redactor
-
-    name = _checked_tape(kw["tape"])
-    assert name is not None
-    redactor = Redactor.with_extra(split_names(kw["redact_header"]),
-                                   split_names(kw["redact_query"]),
-                                   split_names(kw["redact_json"]))
-    exchanges, matching = read_tape_file(file, redactor)
-    engine = _store(kw["db"])
-    try:
-        with db.make_sessions(engine).begin() as s:
-            ids = repo.import_exchanges(s, name, exchanges, replace=kw["replace"],
-                                        matching=matching)
-    finally:
-        engine.dispose()
-    click.echo(f"imported {len(ids)} recordings into tape {name}")
-
-
-def read_tape_file(path: str, redactor: Any) -> tuple[list[Any], dict[str, Any] | None]:
-    """A HAR file's exchanges, redacted; UserError (one line) when it cannot be used."""
-    from wiretape.storage import har
-
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        tape = har.loads(text)
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
-    except (UnicodeDecodeError, har.HarError) as e:
-        raise UserError(f"{path}: {e}") from e
-    return [redactor.exchange(ex) for ex in tape.exchanges], tape.matching
-
-
-def _url(value: str) -> str:
-    try:
-        return db.check_url(value)
-    except db.InvalidDatabaseURL as e:
-        raise UserError(str(e)) from e
-
-
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -299,15 +87,16 @@ def setup_logging(level: str) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _add_drift_commands() -> None:
-    # `wiretape diff` and `wiretape audit` live in cli/drift.py
-    from . import drift
+def _add_commands() -> None:
+    # ls, export and import (cli/records.py), diff and audit (cli/drift.py)
+    from . import drift, records
 
-    cli.add_command(drift.diff)
-    cli.add_command(drift.audit)
+    for command in (records.ls, records.export_cmd, records.import_cmd, drift.diff,
+                    drift.audit):
+        cli.add_command(command)
 
 
-_add_drift_commands()
+_add_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,13 +27,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.api.app import ApiSettings, create_app
+from wiretape.drift.audit import AuditOptions, AuditRunner, audit_every
 from wiretape.proxy import dispatch
 from wiretape.proxy.addons import Wiretape
 from wiretape.proxy.certs import ensure_ca
 from wiretape.proxy.writer import Writer
 from wiretape.storage import db, har
 from wiretape.storage import repository as repo
-from wiretape.storage.audit import AuditOptions, AuditRunner, audit_every
 from wiretape.storage.errors import Unavailable
 from wiretape.storage.exchange import Mode
 from wiretape.storage.matching import MatchRules

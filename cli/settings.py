@@ -22,9 +22,11 @@ from wiretape.storage import db
 from wiretape.storage.errors import InvalidInput, WiretapeError
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
 from wiretape.storage.matching import MatchRules, parse_body_path
+from wiretape.storage.names import check_tape_name as _check_tape_name
 from wiretape.storage.redact import Redactor
 
 from .errors import env
+from .flags import parse_duration, parse_header
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -62,16 +64,9 @@ def parse_address(flag: str, value: str) -> Address:
     return Address(host, port)
 
 
-TAPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
 def check_tape_name(name: str) -> str:
-    if not TAPE_NAME.match(name) or ".." in name:
-        raise SettingsError(
-            f"tape name {name!r} must be 1-200 letters, digits, '.', '_' or '-' "
-            "and start with a letter or digit"
-        )
-    return name
+    """The store's one tape-name rule (raises storage.names.InvalidTapeName)."""
+    return _check_tape_name(name)
 
 
 def check_upstream(flag: str, value: str) -> str:
@@ -165,14 +160,10 @@ def _body_path(value: str) -> str:
 
 
 def _duration(flag: str, value: str) -> float:
-    from wiretape.storage.audit import parse_duration
-
     return parse_duration(value, flag)
 
 
 def _header(flag: str, value: str) -> tuple[str, str]:
-    from wiretape.storage.audit import parse_header
-
     return parse_header(value, flag)
 
 

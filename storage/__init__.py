@@ -1,1 +1,1 @@
-"""The library of recordings: exchanges, matching, redaction, models and the repository."""
+"""The store: exchanges, match keys, redaction, models, repositories, HAR files, the engine."""

@@ -10,10 +10,11 @@ from typing import Any
 
 import brotli
 
+from .errors import InvalidInput
 from .exchange import Headers, header_value
 
 
-class DecodeError(ValueError):
+class DecodeError(InvalidInput):
     """A body could not be decoded with its declared Content-Encoding."""
 
 
@@ -105,21 +106,22 @@ def body_view(headers: Headers, body: bytes) -> dict[str, Any]:
         return {"encoding": "base64", "content": base64.b64encode(data).decode("ascii")}
 
 
-def body_from_view(view: dict[str, Any]) -> bytes:
-    """Bytes for a body given in the display shape (the inverse of body_view)."""
+def body_from_view(view: dict[str, Any] | None) -> bytes:
+    """Bytes for a body given in the display shape (the inverse of body_view); no body is
+    empty. InvalidInput when the content does not fit its encoding."""
+    if view is None:
+        return b""
     enc = view.get("encoding")
     content = view.get("content")
     if enc == "json":
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if enc not in ("text", "base64"):
+        raise InvalidInput("body encoding must be json, text or base64")
+    if not isinstance(content, str):
+        raise InvalidInput(f"{enc} body content must be a string")
     if enc == "text":
-        if not isinstance(content, str):
-            raise ValueError("text body content must be a string")
         return content.encode("utf-8")
-    if enc == "base64":
-        if not isinstance(content, str):
-            raise ValueError("base64 body content must be a string")
-        try:
-            return base64.b64decode(content, validate=True)
-        except ValueError as e:
-            raise ValueError("base64 body content is not valid base64") from e
-    raise ValueError("body encoding must be json, text or base64")
+    try:
+        return base64.b64decode(content, validate=True)
+    except ValueError as e:
+        raise InvalidInput("base64 body content is not valid base64") from e

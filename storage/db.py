@@ -11,11 +11,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import Unavailable
+from .errors import InvalidInput, Unavailable
 
 
-class InvalidDatabaseURL(ValueError):
-    """The --db value is not a usable SQLAlchemy URL."""
+class InvalidDatabaseURL(InvalidInput):
+    """A database URL that is not a usable SQLAlchemy URL."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -27,15 +27,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, what: str = "the database URL") -> str:
+    """A usable SQLAlchemy URL (psycopg made the PostgreSQL driver). `what` names the value
+    in messages: the CLI passes its flag."""
     try:
         u = make_url(url)
     except ArgumentError as e:
-        raise InvalidDatabaseURL(f"--db {url!r} is not a database URL") from e
+        raise InvalidDatabaseURL(f"{what} {url!r} is not a database URL") from e
     backend = u.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise InvalidDatabaseURL(
-            f"--db must be a sqlite:/// or postgresql+psycopg:// URL, not {backend!r}"
+            f"{what} must be a sqlite:/// or postgresql+psycopg:// URL, not {backend!r}"
         )
     if backend == "postgresql" and u.get_driver_name() not in ("psycopg", "psycopg2"):
         url = str(u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))

@@ -1,4 +1,8 @@
-"""Hand edits of a recorded response: status, headers and body kept consistent with each other."""
+"""Recordings written or edited by hand: status, headers and body kept consistent.
+
+Bodies are given as people read them (decoded) and stored encoded with the headers'
+Content-Encoding, with a Content-Length to match, so replay sends consistent bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,20 @@ from dataclasses import replace
 from http import HTTPStatus
 
 from .codec import DecodeError, decode_content, encode_content
-from .exchange import Headers, Response, header_value
+from .errors import InvalidInput
+from .exchange import (
+    Exchange,
+    Headers,
+    InvalidURL,
+    Request,
+    Response,
+    header_value,
+    split_url,
+)
 from .redact import fix_content_length
 
 
-class InvalidEdit(ValueError):
+class InvalidEdit(InvalidInput):
     """An edit that cannot be stored consistently (e.g. an unsupported Content-Encoding)."""
 
 
@@ -51,20 +64,51 @@ def with_content_length(headers: Headers, length: int) -> Headers:
     return (*headers, ("Content-Length", str(length)))
 
 
-def edit_response(
-    resp: Response,
+def new_request(method: str, url: str, headers: Headers, content: bytes) -> Request:
+    """A request written by hand (InvalidEdit for a URL it cannot use)."""
+    try:
+        scheme, host, port, target = split_url(url)
+    except InvalidURL as e:
+        raise InvalidEdit(f"request url {e}") from e
+    body = encode_body(headers, content)
+    if body:
+        headers = with_content_length(headers, len(body))
+    return Request(method.upper(), scheme, host, port, target, headers, body)
+
+
+def new_response(status: int, headers: Headers, content: bytes,
+                 reason: str | None = None) -> Response:
+    """A response written by hand; without a reason, the status's own phrase."""
+    body = encode_body(headers, content)
+    return Response(status, with_content_length(headers, len(body)), body,
+                    reason if reason is not None else reason_for(status))
+
+
+def edit_exchange(
+    ex: Exchange,
     *,
     status: int | None = None,
     headers: Headers | None = None,
     body: bytes | None = None,
-) -> Response:
-    """A response with the given parts replaced.
+    name: str = "the recording",
+) -> Exchange:
+    """The exchange with the given parts of its response replaced; a recorded upstream
+    failure becomes a response when a status is given.
 
     `body` is the new content as people see it (decoded); it is stored encoded with the
     Content-Encoding of the (new) headers. When only the headers change the encoding (say the
     user removed `Content-Encoding: gzip`), the stored body is re-encoded to match. The
-    Content-Length header follows the stored body.
+    Content-Length header follows the stored body. `name` says which exchange in messages.
     """
+    if status is None and headers is None and body is None:
+        return ex
+    resp = ex.response
+    if resp is None:
+        if status is None:
+            kind = ex.failure.kind if ex.failure else "no response"
+            raise InvalidEdit(f"{name} is an upstream failure ({kind}): give a status to "
+                              "turn it into a response")
+        resp = Response(status=status, reason=reason_for(status))
     new_headers = tuple(headers) if headers is not None else resp.headers
     old_enc = header_value(resp.headers, "content-encoding")
     new_enc = header_value(new_headers, "content-encoding")
@@ -80,8 +124,11 @@ def edit_response(
                 f"the stored body is not valid {old_enc}; send the body too to replace it"
             ) from e
         raw = encode_body(new_headers, decoded)
-    if raw != resp.body or headers is not None:
+    if ex.response is None:  # a new response is always delimited
+        new_headers = with_content_length(new_headers, len(raw))
+    elif raw != resp.body or headers is not None:
         new_headers = fix_content_length(new_headers, len(raw))
     new_status = resp.status if status is None else status
     reason = resp.reason if new_status == resp.status else reason_for(new_status)
-    return replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason)
+    edited = replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason)
+    return ex.with_(response=edited, failure=None)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qsl
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import InvalidInput
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -37,6 +39,34 @@ class FailureKind(enum.StrEnum):
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class InvalidURL(InvalidInput):
+    """A URL that is not an absolute http:// or https:// URL."""
+
+
+def split_url(url: str) -> tuple[str, str, int, str]:
+    """An absolute http(s) URL as (scheme, host, port, target). The host stays as written
+    (urlsplit would lower-case it), without an IPv6 literal's brackets; the target is the
+    path with its query string, a `?` with nothing after it included."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise InvalidURL(f"{url!r} is not a valid URL: {e}") from e
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise InvalidURL(f"{url!r} must be an absolute http:// or https:// URL")
+    netloc = parts.netloc.rpartition("@")[2]
+    if netloc.startswith("["):
+        host = netloc[1 : netloc.index("]")]
+    elif port is not None or netloc.endswith(":"):
+        host = netloc.rpartition(":")[0]
+    else:
+        host = netloc
+    target = parts.path or "/"
+    if parts.query or url.split("#", 1)[0].endswith("?"):
+        target += "?" + parts.query
+    return parts.scheme, host, port or DEFAULT_PORTS[parts.scheme], target
 
 
 def header_value(headers: Headers, name: str) -> str | None:
@@ -116,16 +146,3 @@ class Exchange:
 
     def with_(self, **changes: object) -> Exchange:
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-@dataclass(slots=True)
-class Recording:
-    """A stored exchange as the replay side needs it."""
-
-    id: int
-    tape: str
-    seq: int
-    match_key: str
-    exchange: Exchange
-    extra: dict[str, object] = field(default_factory=dict)
-

@@ -9,45 +9,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from .codec import decoded_body, parse_json
+from .errors import InvalidInput
 from .exchange import Request
+from .headers import is_token
+from .paths import BODY, InvalidPath, Token, Wild, parse_path
 from .redact import REDACTED
 
 
-class InvalidRule(ValueError):
+class InvalidRule(InvalidInput):
     """A matching rule that cannot be applied (bad JSON path, bad header name)."""
 
 
-_PATH_TOKEN = re.compile(r"\.([A-Za-z_$][\w$-]*)|\[(\*|\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
-
-
-def parse_body_path(path: str) -> tuple[str | int, ...]:
-    """`$.items[*].id` -> ("items", "*", "id"); `*` matches every list item or key."""
-    if not path.startswith("$"):
+def parse_body_path(path: str) -> tuple[Token, ...]:
+    """`$.items[*].id` -> ("items", Wild.INDEX, "id"): a path into a JSON request body, in
+    the grammar of storage/paths.py; a wildcard matches every list item or key."""
+    if not path.strip().startswith("$"):
         raise InvalidRule(f"body path {path!r} must start with '$'")
-    tokens: list[str | int] = []
-    pos = 1
-    while pos < len(path):
-        m = _PATH_TOKEN.match(path, pos)
-        if not m:
-            raise InvalidRule(f"body path {path!r} is not valid at {path[pos:]!r}")
-        name, index, q1, q2 = m.groups()
-        if name is not None:
-            tokens.append(name)
-        elif index is not None:
-            tokens.append("*" if index == "*" else int(index))
-        else:
-            tokens.append(q1 if q1 is not None else q2)
-        pos = m.end()
+    try:
+        tokens = parse_path(path, "body path")[len(BODY):]
+    except InvalidPath as e:
+        raise InvalidRule(str(e)) from e
     if not tokens:
         raise InvalidRule(f"body path {path!r} names no field")
-    return tuple(tokens)
+    return tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +48,7 @@ class MatchRules:
     ignore_body_paths: tuple[str, ...] = ()
     match_headers: tuple[str, ...] = ()
     ignore_host: bool = False
-    _paths: tuple[tuple[str | int, ...], ...] = field(default=(), compare=False, repr=False)
+    _paths: tuple[tuple[Token, ...], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def create(
@@ -72,7 +62,7 @@ class MatchRules:
         parsed = tuple(parse_body_path(p) for p in paths)
         headers = tuple(sorted({h.strip().lower() for h in match_headers}))
         for h in headers:
-            if not h or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9a-z-]+", h):
+            if not is_token(h):
                 raise InvalidRule(f"header name {h!r} is not valid")
         return cls(frozenset(ignore_query), paths, headers, bool(ignore_host), parsed)
 
@@ -95,12 +85,12 @@ class MatchRules:
         }
 
 
-def _drop_path(value: Any, tokens: tuple[str | int, ...]) -> Any:
+def _drop_path(value: Any, tokens: tuple[Token, ...]) -> Any:
     if not tokens:
         return value
     head, rest = tokens[0], tokens[1:]
     if isinstance(value, dict):
-        if head == "*":
+        if isinstance(head, Wild):
             keys = list(value)
         elif isinstance(head, str) and head in value:
             keys = [head]
@@ -114,7 +104,7 @@ def _drop_path(value: Any, tokens: tuple[str | int, ...]) -> Any:
                 del out[k]
         return out
     if isinstance(value, list):
-        if head == "*":
+        if isinstance(head, Wild):
             idx = list(range(len(value)))
         elif isinstance(head, int) and 0 <= head < len(value):
             idx = [head]

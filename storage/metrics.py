@@ -7,16 +7,12 @@ dict lookup and an add; the request path can afford it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-
-OUTCOMES = ("recorded", "replayed", "miss", "forwarded", "passthrough")
 
 REQUESTS = Counter(
     "wiretape_requests",
@@ -58,43 +54,3 @@ class WriterCollector(Collector):
         )
         depth.add_metric([], float(figures.get("write_queue_depth", 0)))
         return [written, depth]
-
-
-class DriftCollector(Collector):
-    """Drift found by each tape's newest finished audit, read from the store on each scrape.
-
-    `source` returns (tape, audit summary, finished at) per tape (repository's
-    latest_audit_summaries); a failing source yields nothing rather than a broken scrape.
-    """
-
-    CLASSES = ("breaking", "additive", "value", "latency")
-
-    def __init__(self, source: Callable[[], Iterable[tuple[str, dict[str, Any], Any]]]) -> None:
-        self._source = source
-
-    def collect(self) -> Iterable[Metric]:
-        findings = GaugeMetricFamily(
-            "wiretape_drift_findings",
-            "Drift findings by class (breaking, additive, value, latency) in the tape's newest "
-            "audit.", labels=["tape", "class"])
-        recordings = GaugeMetricFamily(
-            "wiretape_audit_recordings",
-            "Recordings by verdict (ok or the worst drift class) in the tape's newest audit.",
-            labels=["tape", "verdict"])
-        finished = GaugeMetricFamily(
-            "wiretape_audit_last_finished_timestamp_seconds",
-            "When the tape's newest audit finished (Unix time).", labels=["tape"])
-        try:
-            rows = list(self._source())
-        except Exception:
-            rows = []
-        for tape, summary, finished_at in rows:
-            by_class = summary.get("by_class") or {}
-            for cls in self.CLASSES:
-                findings.add_metric([tape, cls], float(by_class.get(cls, 0)))
-            for verdict, n in (summary.get("verdicts") or {}).items():
-                recordings.add_metric([tape, str(verdict)], float(n))
-            if finished_at is not None:
-                ts = finished_at if finished_at.tzinfo else finished_at.replace(tzinfo=UTC)
-                finished.add_metric([tape], ts.timestamp())
-        return [findings, recordings, finished]

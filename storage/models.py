@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import enum
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .times import utcnow
+
 # Named constraints keep Alembic's autogenerate diffs stable across SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -31,8 +34,24 @@ NAMING_CONVENTION = {
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+class AuditStatus(enum.StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+# An audit result's verdict is "ok" or the worst drift class found; a recording's last
+# verdict may also be "refreshed" (re-recorded from the live answer).
+VERDICT_OK = "ok"
+VERDICT_REFRESHED = "refreshed"
+
+
+class AuditTrigger(enum.StrEnum):
+    """What started an audit."""
+
+    CLI = "cli"
+    API = "api"
+    SCHEDULE = "schedule"
 
 
 class Base(DeclarativeBase):
@@ -49,7 +68,7 @@ class Tape(Base):
     # bumped on every change to the tape's recordings or rules; replay indexes poll it
     revision: Mapped[int] = mapped_column(Integer, default=0)
     matching: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # noise patterns given by hand (storage/noise.py), e.g. "response.body.timestamp"
+    # noise patterns given by hand (drift/noise.py), e.g. "response.body.timestamp"
     noise: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # noise found by drift audits (0003): {endpoint: [patterns]}; None until the first audit
     noise_detected: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -151,11 +170,11 @@ class Audit(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tape_id: Mapped[int] = mapped_column(ForeignKey("tapes.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running, done, failed
-    trigger: Mapped[str] = mapped_column(String(16), default="cli")  # cli, api, schedule
+    status: Mapped[str] = mapped_column(String(16), default=AuditStatus.RUNNING)
+    trigger: Mapped[str] = mapped_column(String(16), default=AuditTrigger.CLI)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    fail_on: Mapped[str] = mapped_column(String(16), default="breaking")
+    fail_on: Mapped[str] = mapped_column(String(16))  # a drift class (drift/kinds.py)
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
     # concurrency, timeout, refresh, names (never values) of the extra headers
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import models as m
-from .repository import as_utc, list_audits, require_tape
+from .repository import list_audits, require_tape
+from .times import as_utc
 
 
 @dataclass(frozen=True, slots=True)

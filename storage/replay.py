@@ -54,9 +54,6 @@ class ReplayIndex:
             return lst[pos % len(lst)]
         return None
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._by_key
-
     def reset(self) -> None:
         self._positions.clear()
 

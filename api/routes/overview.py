@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from wiretape.storage import overview
 from wiretape.storage import repository as repo
 from wiretape.storage.matching import MatchRules
+from wiretape.storage.times import as_utc
 
 from .. import schemas
 from ..deps import SessionDep
@@ -26,8 +27,8 @@ def _last_audit(s: Session, name: str) -> schemas.LastAudit | None:
     passed = summary.get("passed") if audit.status == "done" else None
     return schemas.LastAudit(
         id=audit.id, status=audit.status,
-        started_at=repo.as_utc(audit.started_at) if audit.started_at else None,
-        finished_at=repo.as_utc(audit.finished_at) if audit.finished_at else None,
+        started_at=as_utc(audit.started_at) if audit.started_at else None,
+        finished_at=as_utc(audit.finished_at) if audit.finished_at else None,
         fail_on=audit.fail_on, passed=passed if isinstance(passed, bool) else None,
         recordings=int(summary.get("recordings", 0)), drifted=int(summary.get("drifted", 0)),
         verdicts={str(k): int(v) for k, v in (summary.get("verdicts") or {}).items()},

@@ -7,21 +7,15 @@ import binascii
 import time
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from wiretape.storage import codec
+from wiretape.storage import codec, edit
 from wiretape.storage import models as m
 from wiretape.storage import repository as repo
-from wiretape.storage.edit import (
-    InvalidEdit,
-    edit_response,
-    encode_body,
-    reason_for,
-    with_content_length,
-)
-from wiretape.storage.exchange import DEFAULT_PORTS, Exchange, Failure, Request
-from wiretape.storage.exchange import Response as StoredResponse
+from wiretape.storage.errors import InvalidInput
+from wiretape.storage.exchange import Exchange, Failure
+from wiretape.storage.headers import METHOD_MAX, TOKEN_PATTERN
+from wiretape.storage.times import as_utc
 
 from .. import schemas
 from ..deps import FlushedWrites, SessionDep, SettingsDep
@@ -29,7 +23,7 @@ from ..deps import FlushedWrites, SessionDep, SettingsDep
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(InvalidInput):
     """A `cursor` that no page handed out."""
 
 
@@ -57,19 +51,16 @@ def decode_cursor(cursor: str) -> int:
 
 # -- filters shared by the list and delete-by-filter -------------------------------------
 
-_NO_NUL = r"^[^\x00]*$"
-
-
 def _filters(
     tape: Annotated[str | None, schemas.TapeQuery] = None,
-    method: Annotated[str | None, Query(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
-                                        max_length=32, description="HTTP method")] = None,
-    host: Annotated[str | None, Query(pattern=_NO_NUL, max_length=255,
+    method: Annotated[str | None, Query(pattern=TOKEN_PATTERN, max_length=METHOD_MAX,
+                                        description="HTTP method")] = None,
+    host: Annotated[str | None, Query(pattern=schemas.NO_NUL, max_length=255,
                                       description="host, exactly")] = None,
-    path: Annotated[str | None, Query(pattern=_NO_NUL, max_length=2048,
+    path: Annotated[str | None, Query(pattern=schemas.NO_NUL, max_length=2048,
                                       description="path prefix, e.g. /api/orders")] = None,
     status: Annotated[int | None, Query(ge=100, le=599, description="response status")] = None,
-    q: Annotated[str | None, Query(pattern=_NO_NUL, min_length=1, max_length=200,
+    q: Annotated[str | None, Query(pattern=schemas.NO_NUL, min_length=1, max_length=200,
                                    description="text in the request or response body "
                                                "(decoded, case-insensitive)")] = None,
     since: Annotated[datetime | None, Query(description="recorded at or after "
@@ -97,7 +88,7 @@ def recording_out(row: m.Recording, tape: str) -> schemas.RecordingOut:
         failure = schemas.FailureOut(kind=ex.failure.kind, message=ex.failure.message)
     return schemas.RecordingOut(
         id=row.id, tape=tape, seq=row.seq, match_key=row.match_key,
-        recorded_at=repo.as_utc(row.recorded_at), duration_ms=row.duration_ms, note=row.note,
+        recorded_at=as_utc(row.recorded_at), duration_ms=row.duration_ms, note=row.note,
         request=schemas.RequestOut(
             method=req.method, url=req.url, http_version=req.http_version,
             headers=list(req.headers),
@@ -107,14 +98,8 @@ def recording_out(row: m.Recording, tape: str) -> schemas.RecordingOut:
     )
 
 
-def _content(body: schemas.Body | None) -> bytes:
-    if body is None:
-        return b""
-    try:
-        data: bytes = codec.body_from_view(body.model_dump())
-    except ValueError as e:
-        raise InvalidEdit(str(e)) from e
-    return data
+def _bytes(body: schemas.Body | None) -> bytes:
+    return codec.body_from_view(body.model_dump() if body is not None else None)
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -171,39 +156,17 @@ def create_recording(
     """Add a recording to a tape (created if missing). Bodies are given decoded and stored
     with the headers' Content-Encoding; Content-Length is set to match. Secrets are redacted
     as for recorded traffic."""
-    try:
-        parts = urlsplit(body.request.url)
-        port = parts.port
-    except ValueError as e:
-        raise InvalidEdit(f"request url {body.request.url!r}: {e}") from e
-    if not parts.hostname:
-        raise InvalidEdit(f"request url {body.request.url!r} has no host")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    req_headers = tuple(body.request.headers)
-    req_body = encode_body(req_headers, _content(body.request.body))
-    if req_body:
-        req_headers = with_content_length(req_headers, len(req_body))
-    request = Request(
-        method=body.request.method.upper(), scheme=parts.scheme, host=parts.hostname,
-        port=port or DEFAULT_PORTS[parts.scheme], target=target, headers=req_headers,
-        body=req_body,
-    )
-    stored = None
-    failure = None
+    req = body.request
+    request = edit.new_request(req.method, req.url, tuple(req.headers), _bytes(req.body))
+    answer, failure = None, None
     if body.response is not None:
         r = body.response
-        headers = tuple(r.headers)
-        raw = encode_body(headers, _content(r.body))
-        stored = StoredResponse(
-            status=r.status, headers=with_content_length(headers, len(raw)), body=raw,
-            reason=r.reason if r.reason is not None else reason_for(r.status),
-        )
+        answer = edit.new_response(r.status, tuple(r.headers), _bytes(r.body), r.reason)
     else:
         assert body.failure is not None
         failure = Failure(body.failure.kind, body.failure.message)
-    ex = Exchange(request, stored, failure, time.time_ns(), body.duration_ms, body.note)
-    ex = settings.redactor.exchange(ex)
-    rid = repo.import_exchanges(s, body.tape, [ex])[0]
+    ex = Exchange(request, answer, failure, time.time_ns(), body.duration_ms, body.note)
+    rid = repo.import_exchanges(s, body.tape, [settings.redactor.exchange(ex)])[0]
     s.info["changed"] = True
     response.headers["Location"] = f"/api/recordings/{rid}"
     return recording_out(repo.get_recording(s, rid), body.tape)
@@ -226,26 +189,15 @@ def patch_recording(
     decoded, in the same shape the detail view shows), and the `note`. Replay serves the
     edit at once. Leaving `Content-Encoding` out of new headers stores the body plain."""
     row = repo.get_recording(s, rid)
-    ex = repo.row_exchange(row)
-    if body.status is not None or body.headers is not None or body.body is not None:
-        resp = ex.response
-        if resp is None:
-            if body.status is None:
-                raise InvalidEdit(
-                    f"recording {rid} is an upstream failure ({ex.failure and ex.failure.kind}): "
-                    "give a status to turn it into a response"
-                )
-            resp = StoredResponse(status=body.status, reason=reason_for(body.status))
-        resp = edit_response(
-            resp, status=body.status,
-            headers=tuple(body.headers) if body.headers is not None else None,
-            body=_content(body.body) if body.body is not None else None,
-        )
-        if ex.response is None:
-            resp = resp.__class__(resp.status, with_content_length(resp.headers, len(resp.body)),
-                                  resp.body, resp.reason, resp.http_version)
-        ex = settings.redactor.exchange(ex.with_(response=resp, failure=None))
-    row = repo.update_recording(s, rid, ex, note=body.note)
+    stored = repo.row_exchange(row)
+    ex = edit.edit_exchange(
+        stored, status=body.status,
+        headers=tuple(body.headers) if body.headers is not None else None,
+        body=_bytes(body.body) if body.body is not None else None, name=f"recording {rid}",
+    )
+    if ex is not stored:  # what is edited is redacted like recorded traffic
+        ex = settings.redactor.exchange(ex)
+    row = repo.replace_response(s, row, ex, note=body.note)
     s.info["changed"] = True
     return recording_out(row, row.tape.name)
 

@@ -11,6 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from wiretape.storage import metrics
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Mode, OnMiss
+from wiretape.storage.models import RuntimeState
+from wiretape.storage.times import as_utc
 
 from .. import schemas
 from ..deps import FlushedWrites, SessionDep, SettingsDep
@@ -44,7 +46,7 @@ def get_mode(s: SessionDep) -> schemas.ModeState:
     state = repo.get_state(s)
     if state is None:
         raise HTTPException(404, "no wiretape process has set a mode yet")
-    return schemas.ModeState(mode=Mode(state.mode), tape=state.tape, on_miss=OnMiss(state.on_miss))
+    return _mode_state(state)
 
 
 @router.put("/mode", response_model=schemas.ModeState, summary="Switch mode, tape or on-miss")
@@ -52,7 +54,7 @@ def put_mode(body: schemas.ModeUpdate, s: SessionDep) -> schemas.ModeState:
     """Every wiretape process sharing the database follows within 2 seconds (this one at
     once). Fields left out stay as they are."""
     if repo.get_state(s) is None:
-        repo.init_state(s, "record", "default", "error")
+        repo.init_state(s, Mode.RECORD, "default", OnMiss.ERROR)
     state = repo.set_state(
         s,
         mode=body.mode.value if body.mode else None,
@@ -62,7 +64,12 @@ def put_mode(body: schemas.ModeUpdate, s: SessionDep) -> schemas.ModeState:
     if body.tape:
         repo.ensure_tape(s, body.tape)
     s.info["changed"] = True
-    return schemas.ModeState(mode=Mode(state.mode), tape=state.tape, on_miss=OnMiss(state.on_miss))
+    return _mode_state(state)
+
+
+def _mode_state(state: RuntimeState) -> schemas.ModeState:
+    return schemas.ModeState(mode=Mode(state.mode), tape=state.tape,
+                             on_miss=OnMiss(state.on_miss))
 
 
 @router.post("/replay/reset", response_model=schemas.ReplayReset,
@@ -83,7 +90,7 @@ def misses(
     """Newest first, each with the closest recordings of its tape and what differs."""
     return [
         schemas.MissOut(
-            id=m.id, tape=m.tape, at=repo.as_utc(m.at),
+            id=m.id, tape=m.tape, at=as_utc(m.at),
             request={"method": m.method, "url": m.url}, closest=m.closest,
         )
         for m in repo.list_misses(s, tape, limit)

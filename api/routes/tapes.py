@@ -17,8 +17,6 @@ from ..version import wiretape_version
 
 router = APIRouter(prefix="/tapes", tags=["tapes"])
 
-TapeName = Annotated[str, schemas.TapePath]
-
 
 def _out(t: repo.TapeSummary) -> schemas.TapeOut:
     return schemas.TapeOut(name=t.name, recordings=t.recordings, created_at=t.created_at,
@@ -38,13 +36,13 @@ def create_tape(body: schemas.TapeCreate, s: SessionDep) -> schemas.TapeOut:
 
 
 @router.get("/{name}", response_model=schemas.TapeOut, summary="One tape")
-def get_tape(name: TapeName, s: SessionDep) -> schemas.TapeOut:
+def get_tape(name: schemas.TapeParam, s: SessionDep) -> schemas.TapeOut:
     return _out(repo.tape_summary(s, name))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a tape and its recordings")
-def delete_tape(name: TapeName, s: SessionDep) -> Response:
+def delete_tape(name: schemas.TapeParam, s: SessionDep) -> Response:
     repo.delete_tape(s, name)
     s.info["changed"] = True
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -53,7 +51,7 @@ def delete_tape(name: TapeName, s: SessionDep) -> Response:
 @router.post("/{name}/copy", response_model=schemas.TapeOut,
              status_code=status.HTTP_201_CREATED, summary="Copy a tape",
              responses={409: {"description": "the target tape exists"}})
-def copy_tape(name: TapeName, body: schemas.TapeCopy, s: SessionDep) -> schemas.TapeOut:
+def copy_tape(name: schemas.TapeParam, body: schemas.TapeCopy, s: SessionDep) -> schemas.TapeOut:
     """A new tape with the same recordings, matching rules and noise (409 if `to` exists)."""
     repo.copy_tape(s, name, body.to)
     s.info["changed"] = True
@@ -62,7 +60,7 @@ def copy_tape(name: TapeName, body: schemas.TapeCopy, s: SessionDep) -> schemas.
 
 @router.get("/{name}/matching", response_model=schemas.MatchingRules,
             summary="The tape's matching rules")
-def get_matching(name: TapeName, s: SessionDep) -> schemas.MatchingRules:
+def get_matching(name: schemas.TapeParam, s: SessionDep) -> schemas.MatchingRules:
     rules = MatchRules.from_dict(repo.require_tape(s, name).matching)
     return schemas.MatchingRules(**rules.to_dict())
 
@@ -70,7 +68,7 @@ def get_matching(name: TapeName, s: SessionDep) -> schemas.MatchingRules:
 @router.put("/{name}/matching", response_model=schemas.MatchingRules,
             summary="Set the tape's matching rules")
 def put_matching(
-    name: TapeName, body: schemas.MatchingRules, s: SessionDep
+    name: schemas.TapeParam, body: schemas.MatchingRules, s: SessionDep
 ) -> schemas.MatchingRules:
     """Replace the rules. The recordings already on the tape are re-keyed under the new
     rules at once: nothing needs recording again."""
@@ -95,24 +93,20 @@ HAR_SCHEMA = {
                      "description": "the HAR document"}},
 )
 def export_tape(
-    name: TapeName, s: SessionDep, sessions: SessionsDep
+    name: schemas.TapeParam, s: SessionDep, sessions: SessionsDep
 ) -> StreamingResponse:
     """Every recording in capture order, bodies readable in a browser's dev tools, with what
     wiretape needs to import them byte for byte under `_wiretape` fields."""
-    tape = repo.require_tape(s, name)
-    matching = MatchRules.from_dict(tape.matching).to_dict()
+    repo.require_tape(s, name)  # a 404 now, not a broken stream later
 
-    def entries() -> Iterator[dict[str, Any]]:
+    def chunks() -> Iterator[bytes]:
         # its own session: the response streams after the request's transaction is over
         with sessions() as es:
-            for r in repo.tape_recordings(es, name):
-                yield har.entry(repo.row_exchange(r), rid=r.id, seq=r.seq,
-                                match_key=r.match_key)
+            for chunk in har.TapeExport(es, name, creator_version=wiretape_version()):
+                yield chunk.encode("utf-8")
 
     return StreamingResponse(
-        (chunk.encode("utf-8") for chunk in har.dump(
-            name, entries(), creator_version=wiretape_version(), matching=matching)),
-        media_type="application/json",
+        chunks(), media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="{name}.har"'},
     )
 
@@ -120,7 +114,7 @@ def export_tape(
 @router.post("/{name}/import", response_model=schemas.ImportResult,
              summary="Import a HAR 1.2 document into the tape")
 def import_tape(
-    name: TapeName,
+    name: schemas.TapeParam,
     doc: Annotated[dict[str, Any], Body(
         description="a HAR 1.2 document, e.g. one `GET /api/tapes/{name}/export` gave, "
                     "or a browser's dev tools saved",

@@ -14,6 +14,8 @@ from wiretape.storage import db
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Exchange, Request, Response
 
+from tests.drift.support import payments  # noqa: F401 - a fixture, for the drift routes
+
 
 @pytest.fixture
 def anyio_backend() -> str:

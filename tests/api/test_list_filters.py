@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 from wiretape.storage import repository as repo
+from wiretape.storage.repository import listing
 
 from tests.api.conftest import make_exchange
 
@@ -77,7 +78,7 @@ CASES = [
 
 @pytest.mark.parametrize("few", [3, 1_000_000], ids=["index", "walk"])
 async def test_filters_agree_with_python_page_by_page(client, store, monkeypatch, few):
-    monkeypatch.setattr(repo, "_FEW", few)
+    monkeypatch.setattr(listing, "_FEW", few)
     rows = seed(store)
     for params, keep in CASES:
         expected = sorted((r["id"] for r in rows if keep(r)), reverse=True)
@@ -102,8 +103,8 @@ async def test_sqlite_has_a_trigram_index_and_uses_it(client, store, db_url):
         return
     seed(store)
     with store.session() as s:
-        assert repo._has_fts(s)
-        w = repo._conditions(s, repo.RecordingFilter(tape="t", q="gamma"))
+        assert listing._has_fts(s)
+        w = listing.filter_conditions(s, repo.RecordingFilter(tape="t", q="gamma"))
         assert w.narrow  # the FTS5 table answered
         plan = " ".join(str(r) for r in s.execute(text(
             "EXPLAIN QUERY PLAN SELECT rowid FROM recordings_fts "

@@ -9,6 +9,7 @@ import zlib
 
 import brotli
 import pytest
+from wiretape.storage import models as m
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Failure, FailureKind
 
@@ -353,7 +354,7 @@ async def test_post_a_hand_written_recording(client, store):
     assert ex.response.header("content-length") == str(len(ex.response.body))
     assert ex.request.port == 443 and ex.request.target == "/charge?api_key=REDACTED&x=1"
     with store.session() as s:
-        blob = json.dumps([str(v) for v in s.get(repo.m.Recording, doc["id"]).__dict__.values()])
+        blob = json.dumps([str(v) for v in s.get(m.Recording, doc["id"]).__dict__.values()])
     assert "live-secret" not in blob and '"pw"' not in blob and "k1" not in blob
 
     r = await client.post("/api/recordings", json={

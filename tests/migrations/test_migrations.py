@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from pytest_alembic import tests as builtin
 from pytest_alembic.plugin.fixtures import alembic_runner  # noqa: F401 - fixture
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from wiretape.storage import db
 
+from tests.drift.factories import make_exchange
+from tests.drift.support import add
 from tests.helpers import WIRETAPE_BIN
 
 
@@ -85,3 +87,18 @@ def test_db_upgrade_and_downgrade_commands(new_db_url: Callable[[], str], tmp_pa
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     finally:
         engine.dispose()
+
+
+def test_migration_0003_downgrade_keeps_recordings(db_url) -> None:
+    add(db_url, "t", make_exchange(target="/x", body={}))
+    db.downgrade(db_url, "0002")
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM recordings")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM tapes")).scalar() == 1
+    finally:
+        engine.dispose()
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) is not None
+

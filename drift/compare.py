@@ -1,25 +1,21 @@
-"""Diffs against the store: recording vs recording, tape vs tape, a tape's noise and freshness.
+"""Diffs against the store: recording vs recording, tape vs tape, and a tape's noise.
 
-What the admin API and `wiretape diff` call; the comparing itself is diff.py's, the SQL the
-repository's. Functions take a Session and never commit.
+What the admin API and `wiretape diff` call; the comparing itself is changes.py's and
+tapes.py's, the SQL the repository's. Functions take a Session and never commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
+from wiretape.storage import repository as repo
+from wiretape.storage.matching import MatchRules, match_key
 
 from . import noise
-from . import repository as repo
-from .diff import ExchangeDiff, TapeDiff, TapeItem, diff_exchanges, diff_tapes, endpoint
-from .matching import MatchRules, match_key
-
-
-def _noise_of(s: Session, tape_name: str) -> tuple[list[str], dict[str, list[str]]]:
-    return repo.tape_noise(s, tape_name)
+from .changes import ExchangeDiff, diff_exchanges, endpoint
+from .tapes import TapeDiff, TapeItem, diff_tapes
 
 
 def recording_diff(s: Session, a: int, b: int, strict: bool = False) -> ExchangeDiff:
@@ -33,7 +29,7 @@ def recording_diff(s: Session, a: int, b: int, strict: bool = False) -> Exchange
     ep = endpoint(ea)
     patterns: set[str] = set()
     for r in {ra.tape_id: ra, rb.tape_id: rb}.values():
-        manual, detected = _noise_of(s, r.tape.name)
+        manual, detected = repo.tape_noise(s, r.tape.name)
         same = [(x.match_key, repo.row_exchange(x)) for x in repo.endpoint_recordings(s, r)]
         found = noise.merge(detected, noise.recordings_noise(same))
         patterns.update(manual, found.get(ep, ()))
@@ -58,27 +54,22 @@ def tape_diff(s: Session, a: str, b: str, strict: bool = False) -> TapeDiff:
     request" means the same thing on both sides."""
     rules_a, rules_b = repo.tape_rules(s, a), repo.tape_rules(s, b)
     items_a = _items(s, a, None)
-    items_b = _items(s, b, None if rules_a.to_dict() == rules_b.to_dict() else rules_a)
+    items_b = _items(s, b, None if rules_a == rules_b else rules_a)
     if strict:
         return diff_tapes(items_a, items_b, strict=True, auto_noise=False)
-    manual_a, detected_a = _noise_of(s, a)
-    manual_b, detected_b = _noise_of(s, b)
+    manual_a, detected_a = repo.tape_noise(s, a)
+    manual_b, detected_b = repo.tape_noise(s, b)
     result = diff_tapes(items_a, items_b, [*manual_a, *manual_b])
-    return noise.apply_endpoint_noise(result, {
-        ep: sorted(ps) for ep, ps in noise.merge(detected_a, detected_b).items()})
+    return result.with_endpoint_noise(noise.sorted_noise(noise.merge(detected_a, detected_b)))
 
 
 def noise_view(s: Session, tape_name: str) -> dict[str, Any]:
     """A tape's noise: `manual` (given by hand, for every endpoint) and `detected` per
     endpoint (learned by audits from live answers, and found among the tape's recordings)."""
-    manual, detected = _noise_of(s, tape_name)
+    manual, detected = repo.tape_noise(s, tape_name)
     items = [(key, ex) for key, _rid, ex in repo.tape_items(s, tape_name)]
     found = noise.merge(detected, noise.recordings_noise(items))
-    return {
-        "tape": tape_name,
-        "manual": manual,
-        "detected": {ep: sorted(ps) for ep, ps in sorted(found.items())},
-    }
+    return {"tape": tape_name, "manual": manual, "detected": noise.sorted_noise(found)}
 
 
 def set_noise(
@@ -88,7 +79,7 @@ def set_noise(
     detected: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Replace the hand-written patterns (and, when given, the detected ones: an empty dict
-    forgets what audits learned). Raises diff.InvalidPath for a bad pattern."""
+    forgets what audits learned). Raises storage.paths.InvalidPath for a bad pattern."""
     checked_manual = noise.check_patterns(manual) if manual is not None else None
     checked_detected = (
         {ep: noise.check_patterns(ps) for ep, ps in detected.items()}
@@ -97,17 +88,3 @@ def set_noise(
     repo.set_tape_noise(s, tape_name, checked_manual, checked_detected)
     return noise_view(s, tape_name)
 
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; the store writes UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def freshness(s: Session, tape_name: str) -> list[dict[str, Any]]:
-    rows = repo.tape_freshness(s, tape_name)
-    for r in rows:
-        r["last_verified_at"] = utc(r["last_verified_at"])
-        r["last_matched_at"] = utc(r["last_matched_at"])
-    return rows

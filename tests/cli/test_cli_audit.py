@@ -11,7 +11,11 @@ from sqlalchemy import select
 from wiretape.storage import db
 from wiretape.storage import models as m
 
-from tests.drift.support import Payments, run
+from tests.drift.support import (
+    Payments,
+    generous_durations,
+    run,
+)
 
 
 @pytest.fixture
@@ -37,6 +41,7 @@ def test_audit_reports_exactly_what_the_new_version_changed(sqlite_url, payments
                       headers={"Authorization": "Bearer live-secret", "X-Session": "s1"})
             assert r.status_code == 200
     assert rec.stop() == 0
+    generous_durations(sqlite_url)
     seen = len(payments.upstream.seen)
     db_ = ["--db", sqlite_url]
 
@@ -95,6 +100,7 @@ def test_audit_reports_exactly_what_the_new_version_changed(sqlite_url, payments
             assert [r.last_verdict for r in rows] == ["refreshed", "ok"]
     finally:
         engine.dispose()
+    generous_durations(sqlite_url)
     again = run("audit", "--tape", "payments", "--format", "json", *db_)
     assert again.returncode == 0, again.stdout
     assert json.loads(again.stdout)["summary"]["drifted"] == 0

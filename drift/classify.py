@@ -1,55 +1,25 @@
-"""Drift classification for audits: how much a live answer's differences from its recording matter.
+"""Drift classification: how much a live answer's differences from its recording matter.
 
 Classes, most severe first: `breaking` (a field, header or body removed, a type changed,
 the status class changed, the live request failed where the recording has an answer),
 `additive` (a new field, header or body), `value` (same shape, other value: also list items
 coming and going, text lines, binary digests, same-class status codes), `latency` (live
 slower than twice the recorded duration). Latency is the lowest: a slow answer is still a
-right answer, so `--fail-on value` also fails on value drift but `--fail-on latency` is
+right answer, so fail-on `value` also fails on value drift but fail-on `latency` is
 needed to fail on slowness alone.
 """
 
 from __future__ import annotations
 
-import enum
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .diff import Change, ChangeKind, NoiseMatcher, diff_exchanges, short_value, xml_safe
-from .exchange import Exchange
+from wiretape.storage.exchange import Exchange
 
-
-class InvalidDriftClass(ValueError):
-    """A `--fail-on` value that names no drift class."""
-
-
-class DriftClass(enum.StrEnum):
-    BREAKING = "breaking"
-    ADDITIVE = "additive"
-    VALUE = "value"
-    LATENCY = "latency"
-
-    @property
-    def rank(self) -> int:
-        """Higher is more severe."""
-        return _RANK[self]
-
-
-DEFAULT_FAIL_ON = DriftClass.BREAKING
-
-_RANK = {DriftClass.BREAKING: 3, DriftClass.ADDITIVE: 2, DriftClass.VALUE: 1,
-         DriftClass.LATENCY: 0}
-
-
-def parse_drift_class(value: str | DriftClass) -> DriftClass:
-    try:
-        return DriftClass(str(value).strip().lower())
-    except ValueError as e:
-        raise InvalidDriftClass(
-            f"fail-on must be breaking, additive, value or latency, not {value!r}"
-        ) from e
+from .changes import Change, ChangeKind, Compared, diff_exchanges, short_value
+from .kinds import DriftClass, parse_drift_class
+from .patterns import NoiseMatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +69,13 @@ def _finding(cls: DriftClass, c: Change, message: str) -> DriftFinding:
 def _classify_change(c: Change, recorded: Exchange, live: Exchange) -> DriftFinding | None:
     B, A, V = DriftClass.BREAKING, DriftClass.ADDITIVE, DriftClass.VALUE
     what = c.compared_as
-    if what == "status":
+    if what is Compared.STATUS:
         if c.kind is not ChangeKind.VALUE_CHANGED:
             return None  # the other half of a failure change, reported with it
         if c.old // 100 != c.new // 100:
             return _finding(B, c, f"status class changed: {c.old} -> {c.new}")
         return _finding(V, c, f"status changed: {c.old} -> {c.new}")
-    if what == "failure":
+    if what is Compared.FAILURE:
         if c.kind is ChangeKind.ADDED:
             status = recorded.response.status if recorded.response else "?"
             return _finding(B, c, f"live request failed ({c.new['kind']}: {c.new['message']}) "
@@ -116,7 +86,7 @@ def _classify_change(c: Change, recorded: Exchange, live: Exchange) -> DriftFind
                                   f"({c.old['kind']})")
         return _finding(V, c, f"failure {c.tokens[-1]} changed: "
                               f"{short_value(c.old)} -> {short_value(c.new)}")
-    if what == "header":
+    if what is Compared.HEADER:
         name = c.tokens[-1]
         if c.kind is ChangeKind.ADDED:
             return _finding(A, c, f"header {name} added: {short_value(c.new)}")
@@ -126,7 +96,7 @@ def _classify_change(c: Change, recorded: Exchange, live: Exchange) -> DriftFind
             return _finding(B, c, f"content type changed: {c.old} -> {c.new}")
         return _finding(V, c, f"header {name} changed: "
                               f"{short_value(c.old)} -> {short_value(c.new)}")
-    if what == "json":
+    if what is Compared.JSON:
         item = isinstance(c.tokens[-1], int)  # a list item, not a field
         if c.kind is ChangeKind.ADDED:
             if item:
@@ -144,15 +114,15 @@ def _classify_change(c: Change, recorded: Exchange, live: Exchange) -> DriftFind
                 return _finding(V, c, f"{c.path} is no longer null ({types})")
             return _finding(B, c, f"type of {c.path} changed: {types}")
         return _finding(V, c, f"{c.path} changed: {short_value(c.old)} -> {short_value(c.new)}")
-    if what == "body":
+    if what is Compared.BODY:
         if c.kind is ChangeKind.ADDED:
             return _finding(A, c, "body added where the recording has none")
         if c.kind is ChangeKind.REMOVED:
             return _finding(B, c, "body removed: live answer is empty")
         return _finding(B, c, f"body changed from {_body_kind(c.old)} to {_body_kind(c.new)}")
-    if what == "text":
+    if what is Compared.TEXT:
         return _finding(V, c, f"line {c.tokens[-1]} {c.kind.replace('_', ' ')}")
-    if what == "digest":
+    if what is Compared.DIGEST:
         return _finding(V, c, "binary body changed")
     return _finding(V, c, f"{c.path} {c.kind.replace('_', ' ')}")
 
@@ -192,81 +162,3 @@ def at_or_above(findings: Iterable[DriftFinding], fail_on: str | DriftClass) -> 
     """Whether any finding is at least as severe as `fail_on` (the audit's exit 1)."""
     threshold = parse_drift_class(fail_on).rank
     return any(f.drift_class.rank >= threshold for f in findings)
-
-
-# -- reporting an audit -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AuditCase:
-    """One audited recording and what drifted."""
-
-    recording_id: int
-    endpoint: str
-    url: str
-    findings: tuple[DriftFinding, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        w = worst(self.findings)
-        return {"recording_id": self.recording_id, "endpoint": self.endpoint, "url": self.url,
-                "worst": str(w) if w else None,
-                "findings": [f.to_dict() for f in self.findings]}
-
-
-def _finding_line(f: DriftFinding) -> str:
-    return f"{f.drift_class}: {f.message}"
-
-
-def render_audit_text(cases: Sequence[AuditCase], fail_on: str | DriftClass = "breaking") -> str:
-    """Counts by class first, then each drifted recording with its findings."""
-    threshold = parse_drift_class(fail_on)
-    counts = {c: 0 for c in DriftClass}
-    for case in cases:
-        for f in case.findings:
-            counts[f.drift_class] += 1
-    drifted = [c for c in cases if c.findings]
-    failing = sum(1 for c in cases if at_or_above(c.findings, threshold))
-    lines = [
-        f"{len(cases)} recordings audited, {len(drifted)} drifted, "
-        f"{failing} at or above {threshold}",
-        ", ".join(f"{cls}: {n}" for cls, n in counts.items()),
-    ]
-    for case in drifted:
-        lines += ["", f"{case.endpoint}  recording {case.recording_id}  {case.url}"]
-        lines += [f"  {_finding_line(f)}" for f in case.findings]
-    return "\n".join(lines) + "\n"
-
-
-def render_audit_junit(
-    cases: Sequence[AuditCase], suite_name: str = "wiretape audit",
-    fail_on: str | DriftClass = "breaking",
-) -> str:
-    """JUnit XML: one testcase per recording; findings at or above `fail_on` fail it, the
-    others are listed in its system-out."""
-    threshold = parse_drift_class(fail_on)
-    root = ET.Element("testsuites")
-    suite = ET.SubElement(root, "testsuite", name=xml_safe(suite_name))
-    failures = 0
-    for case in cases:
-        el = ET.SubElement(suite, "testcase", classname=xml_safe(suite_name),
-                           name=xml_safe(f"{case.endpoint} [recording {case.recording_id}]"))
-        bad = [f for f in case.findings if f.drift_class.rank >= threshold.rank]
-        rest = [f for f in case.findings if f.drift_class.rank < threshold.rank]
-        if bad:
-            failures += 1
-            w = worst(bad)
-            fl = ET.SubElement(el, "failure", type=str(w),
-                               message=xml_safe(f"{len(bad)} finding(s) at or above "
-                                                f"{threshold}: {bad[0].message}"))
-            fl.text = xml_safe("\n".join(_finding_line(f) for f in bad))
-        if rest:
-            ET.SubElement(el, "system-out").text = xml_safe(
-                "\n".join(_finding_line(f) for f in rest)
-            )
-    for el in (root, suite):
-        el.set("tests", str(len(cases)))
-        el.set("failures", str(failures))
-        el.set("errors", "0")
-    root.set("name", xml_safe(suite_name))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

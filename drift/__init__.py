@@ -1,0 +1,1 @@
+"""Comparing exchanges: diffs, noise, drift classification, audits and their reports."""

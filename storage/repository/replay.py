@@ -1,0 +1,66 @@
+"""What replay loads: every recording of a tape as the in-memory index needs it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import Session
+
+from .. import models as m
+from .tapes import get_tape
+
+
+@dataclass(slots=True, eq=False)
+class ReplayEntry:
+    """What replay needs of a recording, loaded once into the in-memory index.
+
+    The response headers stay as the JSON text the store holds until the entry is first
+    replayed: a tape of 100,000 recordings would otherwise parse 100,000 header lists
+    before the proxy can answer its first request.
+    """
+
+    id: int
+    match_key: str
+    seq: int
+    status: int | None
+    reason: str
+    http_version: str
+    raw_headers: str | Sequence[Sequence[str]]  # JSON text, or already the pairs
+    body: bytes
+    failure_kind: str | None
+    failure_message: str
+    duration_ms: float
+    # the proxy's encoded form of the headers, kept once it has been built
+    wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Decoded on each call: the proxy keeps only the encoded form (`wire_headers`)."""
+        h = self.raw_headers
+        pairs = json.loads(h) if isinstance(h, str) else h
+        return tuple((str(k), str(v)) for k, v in pairs or ())
+
+
+def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
+    """Every recording of a tape as replay needs it.
+
+    A Core query on the session's connection: no ORM row processing, and the header JSON
+    comes back as text (decoded lazily, see ReplayEntry) on SQLite and PostgreSQL alike.
+    """
+    tape = get_tape(s, tape_name)
+    if tape is None:
+        return []
+    c = m.Recording.__table__.c
+    stmt = (
+        select(
+            c.id, c.match_key, c.seq, c.status, c.reason, c.response_http_version,
+            cast(c.response_headers, Text), c.response_body, c.failure_kind,
+            c.failure_message, c.duration_ms,
+        )
+        .where(c.tape_id == tape.id)
+    )  # unordered: ReplayIndex puts each key's recordings in seq order
+    entry = ReplayEntry  # every column but status and failure_kind is NOT NULL
+    return [entry(*row) for row in s.connection().execute(stmt)]
