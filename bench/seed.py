@@ -17,12 +17,15 @@ with `repository.exchange_row` and `matching.match_key` and streams them with CO
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import Engine
 from wiretape.storage import db
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Exchange, Request, Response
@@ -66,20 +69,27 @@ def seed(url: str, tape: str, n: int, port: int, chunk: int = 2000,
          timeout: float = 600.0) -> dict[str, Any]:
     """Migrate the store and write n recordings into `tape`; returns timings."""
     t0 = time.monotonic()
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    sessions = db.make_sessions(engine)
     deadline = t0 + timeout
-    try:
+    with _migrated(url) as engine:
+        sessions = db.make_sessions(engine)
         for start in range(0, n, chunk):  # bounded: n / chunk transactions
             if time.monotonic() > deadline:
                 raise TimeoutError(f"seeding {n} recordings took longer than {timeout:.0f}s")
             batch = [exchange(i, port) for i in range(start, min(n, start + chunk))]
             with sessions.begin() as s:
                 repo.add_exchanges(s, tape, batch)
+    return {"recordings": n, "seconds": round(time.monotonic() - t0, 2), "method": "api"}
+
+
+@contextlib.contextmanager
+def _migrated(url: str) -> Iterator[Engine]:
+    """An engine on the store, migrated first, disposed of at the end."""
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        yield engine
     finally:
         engine.dispose()
-    return {"recordings": n, "seconds": round(time.monotonic() - t0, 2), "method": "api"}
 
 
 def seed_copy(url: str, tape: str, n: int, port: int, timeout: float = 600.0) -> dict[str, Any]:
@@ -88,11 +98,9 @@ def seed_copy(url: str, tape: str, n: int, port: int, timeout: float = 600.0) ->
     from psycopg.types.json import Json
 
     t0 = time.monotonic()
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    sessions = db.make_sessions(engine)
     deadline = t0 + timeout
-    try:
+    with _migrated(url) as engine:
+        sessions = db.make_sessions(engine)
         with sessions.begin() as s:
             t = repo.ensure_tape(s, tape)
             repo.touch_tape(s, t.id)
@@ -112,8 +120,6 @@ def seed_copy(url: str, tape: str, n: int, port: int, timeout: float = 600.0) ->
             raw.commit()
         finally:
             raw.close()
-    finally:
-        engine.dispose()
     return {"recordings": n, "seconds": round(time.monotonic() - t0, 2), "method": "copy"}
 
 

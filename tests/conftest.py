@@ -15,24 +15,16 @@ import pytest
 from sqlalchemy import create_engine, text
 from wiretape.storage import db
 
+from bench.pg import PostgresUnavailable, pg_bin
 from tests.artifacts import Artifacts, shared_artifacts
 from tests.helpers import Serve, Upstream, port_open, wait_for
 
-PG_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
-               "/usr/lib/postgresql/15/bin"]
-
 
 def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    for d in PG_BIN_DIRS:
-        if os.path.exists(os.path.join(d, name)):
-            return os.path.join(d, name)
-    raise RuntimeError(
-        f"PostgreSQL's {name} is not installed (apt-get install -y postgresql); "
-        "PostgreSQL tests fail rather than skip"
-    )
+    try:
+        return pg_bin(name)
+    except PostgresUnavailable as e:
+        raise RuntimeError(f"{e}; PostgreSQL tests fail rather than skip") from e
 
 
 def _unused_port() -> int:
@@ -106,7 +98,8 @@ def pg_admin_url() -> Iterator[str]:
         server.stop()
 
 
-def _new_pg_database(admin_url: str) -> str:
+def new_pg_database(admin_url: str) -> str:
+    """A new, empty database on the throwaway PostgreSQL server."""
     name = f"wt_{uuid.uuid4().hex[:12]}"
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -126,7 +119,7 @@ def new_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     def make() -> str:
         if backend == "sqlite":
             return f"sqlite:///{tmp_path / f'wiretape-{uuid.uuid4().hex[:6]}.db'}"
-        return _new_pg_database(request.getfixturevalue("pg_admin_url"))
+        return new_pg_database(request.getfixturevalue("pg_admin_url"))
     return make
 
 

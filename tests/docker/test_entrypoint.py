@@ -24,11 +24,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 from wiretape.cli.main import serve
 from wiretape.storage import db, har
 from wiretape.storage import models as m
 
+from tests.conftest import new_pg_database
 from tests.docker.files import (
     DOCKER,
     ROOT,
@@ -205,12 +206,7 @@ def run_example_app(container: Container, wiretape: Wiretape, service: str,
 @pytest.fixture
 def pg_database(pg_admin_url: str) -> str:
     """A new, empty PostgreSQL database: compose's `postgres` service, here."""
-    name = f"wt_docker_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return pg_admin_url.rsplit("/", 1)[0] + "/" + name
+    return new_pg_database(pg_admin_url)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-from wiretape.storage import models as m
 
 from tests.helpers import Serve, stored_recordings, wait_for
 from tests.proxy.upstreams import (
@@ -21,10 +20,6 @@ from tests.proxy.upstreams import (
     stalling,
     without_header,
 )
-
-
-def rows(url: str) -> list[m.Recording]:
-    return stored_recordings(url)
 
 
 def client(proxy: str, timeout: float) -> httpx.Client:
@@ -56,7 +51,7 @@ def test_refused_reset_and_broken_off_replay_as_seen_live(sqlite_url, serve, ref
     assert b"Connect call failed" in live[0]
     assert b"server closed connection" in live[1]
     assert b"peer closed connection without sending complete message body" in live[2]
-    recorded = rows(sqlite_url)
+    recorded = stored_recordings(sqlite_url)
     assert [(r.path, r.status, r.failure_kind) for r in recorded] == [
         ("/down", None, "refused"), ("/reset", None, "reset"), ("/broken", None, "reset")]
     assert "Connect call failed" in recorded[0].failure_message
@@ -79,7 +74,7 @@ def test_upstream_timeout_is_recorded_and_replayed_with_its_latency(sqlite_url, 
     slow.close()
     assert 0.9 < live_s < 4, live_s
     assert live.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
-    [r] = rows(sqlite_url)
+    [r] = stored_recordings(sqlite_url)
     assert r.failure_kind == "timeout" and r.status is None
     assert 900 < r.duration_ms < 4000
     assert "no answer from the upstream within 1 s; aborted" in rec.log()
@@ -126,7 +121,7 @@ def test_connect_timeout_is_a_timeout(sqlite_url, serve):
         hole.close()
     assert live.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     assert b"upstream did not answer within 1 s" in live
-    [r] = rows(sqlite_url)
+    [r] = stored_recordings(sqlite_url)
     assert r.failure_kind == "timeout"
     rep = serve(sqlite_url, "--mode", "replay")
     assert without_header(get(rep.proxy_port, port, "/hole"), b"Wiretape-Recording") == live
@@ -141,7 +136,7 @@ def test_client_giving_up_is_not_recorded_as_an_upstream_failure(sqlite_url, ser
              "the proxy to see the client leave")
     assert rec.stop() == 0
     slow.close()
-    assert rows(sqlite_url) == []
+    assert stored_recordings(sqlite_url) == []
     assert "the client left before the upstream answered" in rec.log()
 
 
@@ -159,7 +154,7 @@ def test_replay_latency_recorded_fixed_and_none(sqlite_url, serve, tmp_path):
         assert c.get(f"{origin.url}/slow").content == b"slow answer"
     assert rec.stop() == 0
     origin.stop()
-    [r] = rows(sqlite_url)
+    [r] = stored_recordings(sqlite_url)
     assert r.duration_ms >= 590
 
     # three replay processes, one per latency setting, started side by side

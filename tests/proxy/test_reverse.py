@@ -7,7 +7,6 @@ import json
 import ssl
 
 import httpx
-from wiretape.storage import models as m
 
 from tests.helpers import stored_recordings
 from tests.proxy.upstreams import (
@@ -16,10 +15,6 @@ from tests.proxy.upstreams import (
     raw_exchange,
     without_header,
 )
-
-
-def rows(url: str) -> list[m.Recording]:
-    return stored_recordings(url)
 
 
 def orders_origin(**kw: object) -> Origin:
@@ -52,7 +47,7 @@ def test_reverse_proxy_records_and_replays_offline(db_url, serve):
     assert live[0].startswith(b"HTTP/1.1 200 OK\r\n") and b"X-Origin: orders" in live[0]
     assert live[1].startswith(b"HTTP/1.1 201 Created\r\n") and live[1].endswith(b"created:hello")
     assert via_httpx.status_code == 200 and via_httpx.json()["orders"] == [1, 2]
-    recorded = rows(db_url)
+    recorded = stored_recordings(db_url)
     # stored under the upstream's address, as forward mode would store a request to it
     assert {(r.scheme, r.host, r.port) for r in recorded} == {("http", "127.0.0.1", origin.port)}
     assert [r.seq for r in recorded] == [0, 0, 1]
@@ -87,7 +82,7 @@ def test_reverse_proxy_to_https_upstream_with_tls_or_plain_clients(sqlite_url, s
     origin.stop()
     assert a.status_code == 200 and a.json()["orders"] == [1, 2]
     assert b.status_code == 201 and b.content == b"created:over tls"
-    assert {r.scheme for r in rows(sqlite_url)} == {"https"}
+    assert {r.scheme for r in stored_recordings(sqlite_url)} == {"https"}
 
     listener = CountingListener(origin.port)
     try:
@@ -112,6 +107,6 @@ def test_reverse_proxy_upstream_down_is_recorded_and_replayed(sqlite_url, serve,
     live = direct(rec.proxy_port, request)
     rec.stop()
     assert live.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
-    assert [r.failure_kind for r in rows(sqlite_url)] == ["refused"]
+    assert [r.failure_kind for r in stored_recordings(sqlite_url)] == ["refused"]
     rep = serve(sqlite_url, "--mode", "replay", "--upstream", down)
     assert without_header(direct(rep.proxy_port, request), b"Wiretape-Recording") == live
