@@ -16,6 +16,9 @@ from wiretape.storage import db
 
 from tests.helpers import Serve, Upstream, free_port, port_open, wait_for
 
+# tests/pytest_plugin runs example projects through pytest itself
+pytest_plugins = ["pytester"]
+
 PG_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
                "/usr/lib/postgresql/15/bin"]
 

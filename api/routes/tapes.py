@@ -95,7 +95,9 @@ HAR_SCHEMA = {
                      "description": "the HAR document"}},
 )
 def export_tape(
-    name: TapeName, s: SessionDep, sessions: SessionsDep
+    name: TapeName, s: SessionDep, sessions: SessionsDep,
+    ids: Annotated[bool, Query(description="false: leave out the store's recording ids, "
+                               "so two recordings of the same traffic export alike")] = True,
 ) -> StreamingResponse:
     """Every recording in capture order, bodies readable in a browser's dev tools, with what
     wiretape needs to import them byte for byte under `_wiretape` fields."""
@@ -106,7 +108,7 @@ def export_tape(
         # its own session: the response streams after the request's transaction is over
         with sessions() as es:
             for r in repo.tape_recordings(es, name):
-                yield har.entry(repo.row_exchange(r), rid=r.id, seq=r.seq,
+                yield har.entry(repo.row_exchange(r), rid=r.id if ids else None, seq=r.seq,
                                 match_key=r.match_key)
 
     return StreamingResponse(

@@ -1,0 +1,354 @@
+"""The session's `wiretape serve`: a subprocess on free ports, its admin API, the client env.
+
+A subprocess rather than the proxy on a thread of the test process: the suite's process
+keeps its imports, signal handlers and event loops to itself, any client (a Go binary, a
+service the suite starts) reaches the same proxy, and SIGTERM gives serve's own clean
+shutdown. It costs the start-up of a Python process, measured in bench/.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+# the start-up line `serve` logs with the addresses it really bound (README: port 0)
+LISTENING = re.compile(r"proxy on (?P<proxy>\S+):(?P<pport>\d+), admin API on "
+                       r"http://(?P<admin>\S+):(?P<aport>\d+),")
+CA_CERT_FILE = "mitmproxy-ca-cert.pem"  # what serve writes into --confdir
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+NO_PROXY_VARS = ("NO_PROXY", "no_proxy")
+BUNDLE_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+SESSION_VARS = (*PROXY_VARS, *NO_PROXY_VARS, *BUNDLE_VARS, "NODE_EXTRA_CA_CERTS")
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+class ServeError(RuntimeError):
+    """`wiretape serve` did not start, died, or its admin API refused a request."""
+
+
+def wait_until[T](ready: Callable[[], T | None], timeout: float, what: str,
+               step: float = 0.01) -> T:
+    """Poll a condition (bounded): the value it returns once it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = ready()
+        if value is not None:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(step)
+
+
+class _Connection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        # a request's headers and body are two writes: without this the body waits for
+        # the server's delayed ACK of the headers
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Admin:
+    """A small client of serve's admin API on one kept-alive connection (stdlib only, and
+    never through the proxies this plugin sets in the environment)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._conn: _Connection | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                timeout: float = 60.0) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = _Connection(self.host, self.port, timeout=timeout)
+            conn = self._conn
+            conn.timeout = timeout
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.HTTPException, OSError) as e:
+                # a kept-alive connection the server closed meanwhile: one fresh try
+                self.close()
+                if attempt == 2:
+                    raise ServeError(f"admin API {method} {path}: {e}") from e
+                continue
+            if resp.will_close:
+                self.close()
+            return resp.status, data
+        raise AssertionError("unreachable")
+
+    def call(self, method: str, path: str, payload: Any = None, *, raw: bytes | None = None,
+             ok: Iterable[int] = (200, 201, 202, 204), timeout: float = 60.0) -> Any:
+        """JSON in, JSON out; ServeError with the API's `detail` on an unexpected status."""
+        body = raw if raw is not None else (
+            json.dumps(payload).encode() if payload is not None else None)
+        status, data = self.request(method, path, body, timeout)
+        if status not in tuple(ok):
+            try:
+                detail = json.loads(data).get("detail", data[:300])
+            except (ValueError, AttributeError):
+                detail = data[:300].decode("utf-8", "replace")
+            raise ServeError(f"admin API {method} {path} answered {status}: {detail}")
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def tape_path(name: str, rest: str = "") -> str:
+    return f"/api/tapes/{quote(name, safe='')}{rest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """What /metrics says the proxy has done so far (all modes together)."""
+
+    recorded: float = 0.0
+    missed: float = 0.0
+    written: float = 0.0
+    queued: float = 0.0
+
+
+_SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$", re.M)
+
+
+def parse_counters(text: str) -> Counters:
+    recorded = missed = written = queued = 0.0
+    for m in _SAMPLE.finditer(text):
+        name, labels, value = m["name"], m["labels"] or "", float(m["value"])
+        if name == "wiretape_requests_total":
+            if 'outcome="recorded"' in labels:
+                recorded += value
+            elif 'outcome="miss"' in labels:
+                missed += value
+        elif name == "wiretape_recordings_written_total":
+            written = value
+        elif name == "wiretape_write_queue_depth":
+            queued = value
+    return Counters(recorded, missed, written, queued)
+
+
+def system_ca_bundle(env: Mapping[str, str]) -> Path | None:
+    """The CAs clients trusted before this session: the bundle the environment already
+    named, else certifi's (what requests and httpx use), else the system's."""
+    for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        given = env.get(var)
+        if given and Path(given).is_file():
+            return Path(given)
+    try:
+        import certifi
+
+        return Path(certifi.where())
+    except ImportError:
+        pass
+    import ssl
+
+    cafile = ssl.get_default_verify_paths().cafile
+    return Path(cafile) if cafile and Path(cafile).is_file() else None
+
+
+def serve_command() -> list[str]:
+    # the interpreter running pytest, so serve is the wiretape installed next to the plugin
+    return [sys.executable, "-m", "wiretape.cli"]
+
+
+class ServeProcess:
+    """One `wiretape serve` for the session: a temporary SQLite store and CA folder, free
+    ports; `environ()` is what clients need to go through it and trust it."""
+
+    def __init__(self, extra_args: Iterable[str] = (), workdir: Path | None = None) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="wiretape-pytest-"))
+        self.confdir = self.workdir / "conf"
+        self.db_url = f"sqlite:///{self.workdir / 'store.db'}"
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.proxy_port = 0
+        self.admin_port = 0
+        self.admin: Admin | None = None
+        self._log_file: Any = None
+        self.log_path = self.workdir / "serve.log"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, listen: str = "127.0.0.1:0", admin: str = "127.0.0.1:0") -> None:
+        args = [*serve_command(), "serve", "--db", self.db_url, "--listen", listen,
+                "--admin", admin, "--confdir", str(self.confdir), *self.extra_args]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("WIRETAPE_") and k not in SESSION_VARS}
+        self.proxy_port = self.admin_port = 0
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            args, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+            stdout=self._log_file, stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[self._log_offset:]
+        except OSError:
+            return ""
+
+    def _listening(self) -> tuple[int, int] | None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            tail = "\n".join(self.log().strip().splitlines()[-15:])
+            raise ServeError(f"wiretape serve exited with status {self.proc.returncode}:\n"
+                             f"{tail}")
+        found = LISTENING.search(self.log())
+        return (int(found["pport"]), int(found["aport"])) if found else None
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Until serve has logged the ports it bound and its admin API answers."""
+        try:
+            self.proxy_port, self.admin_port = wait_until(
+                self._listening, timeout, "wiretape serve to start")
+        except TimeoutError as e:
+            self.stop()
+            raise ServeError(f"{e}; its log:\n{self.log()[-3000:]}") from e
+        admin = Admin("127.0.0.1", self.admin_port)
+
+        def answers() -> bool | None:
+            # the log line comes just before the admin API's server starts listening
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                self._listening()  # raises with the log
+            try:
+                return admin.request("GET", "/api/health", timeout=2)[0] == 200 or None
+            except ServeError:
+                return None
+
+        try:
+            wait_until(answers, timeout, "the admin API to answer")
+        except TimeoutError as e:
+            self.stop()
+            raise ServeError(f"{e}; its log:\n{self.log()[-3000:]}") from e
+        self.admin = admin
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM: serve writes what it captured and exits; killed if it hangs."""
+        if self.admin is not None:
+            self.admin.close()
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                code = self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def signal_stop(self) -> None:
+        """Ask serve to stop without waiting (the wait comes later in stop())."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def restart(self, extra_args: Iterable[str]) -> None:
+        """The same store and CA, other flags, the same ports (clients keep their env)."""
+        self.stop()
+        self.extra_args = list(extra_args)
+        self.start(f"127.0.0.1:{self.proxy_port}", f"127.0.0.1:{self.admin_port}")
+        self.wait_ready()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- for clients ---------------------------------------------------------------------
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.proxy_port}"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.confdir / CA_CERT_FILE
+
+    def write_bundle(self, base: Path | None, name: str = "ca-bundle.pem") -> Path:
+        """The CAs clients trusted before, plus wiretape's: hosts tunnelled untouched
+        (--ignore-host) still verify."""
+        bundle = self.workdir / name
+        parts = []
+        if base is not None:
+            parts.append(base.read_bytes().rstrip(b"\n") + b"\n")
+        parts.append(self.ca_cert.read_bytes())
+        bundle.write_bytes(b"".join(parts))
+        return bundle
+
+    def environ(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The variables the session's clients need, given the environment before it."""
+        bundle = self.write_bundle(system_ca_bundle(env))
+        # Node adds NODE_EXTRA_CA_CERTS to its own store: keep the extra CAs it had
+        extra = env.get("NODE_EXTRA_CA_CERTS")
+        node = (self.write_bundle(Path(extra), "node-extra-ca.pem")
+                if extra and Path(extra).is_file() else self.ca_cert)
+        # NO_PROXY names the admin API only: the suite's own dependencies on localhost go
+        # through the proxy like any other host. Not every client reads a port in NO_PROXY
+        # (httpx and requests do for host names); the plugin's own calls never use the env.
+        admin = f"127.0.0.1:{self.admin_port},localhost:{self.admin_port}"
+        out = {var: self.proxy_url for var in PROXY_VARS}
+        out.update({var: admin for var in NO_PROXY_VARS})
+        out.update({var: str(bundle) for var in BUNDLE_VARS})
+        out["NODE_EXTRA_CA_CERTS"] = str(node)
+        return out
+
+    # -- admin API helpers ---------------------------------------------------------------
+    def api(self) -> Admin:
+        if self.admin is None:
+            raise ServeError("wiretape serve is not running")
+        return self.admin
+
+    def counters(self) -> Counters:
+        status, data = self.api().request("GET", "/metrics")
+        if status != 200:
+            raise ServeError(f"admin API GET /metrics answered {status}")
+        return parse_counters(data.decode("utf-8", "replace"))
+
+
+class EnvPatch:
+    """Set variables for the session and put back exactly what was there before."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def set(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self._saved.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def restore(self) -> None:
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved.clear()
