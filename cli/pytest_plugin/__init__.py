@@ -183,6 +183,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "ignore_host=False, redact_headers=[], redact_query=[], redact_json=[]): the test's "
         "wiretape tape (shared by name) and its matching and redaction options",
     )
+    ctrl = config.stash.get(CONTROLLER, None)
+    if (ctrl is not None and ctrl.options.mode in (Mode.RECORD, Mode.ONCE)
+            and getattr(config.option, "dist", "no") == "load"):
+        # each xdist worker records into a store of its own: the tests of a shared tape
+        # must run on one worker, or each would write the tape with its own part only.
+        # loadgroup is load for every test without an xdist_group (the plugin gives each
+        # shared tape's tests one, below)
+        config.option.dist = "loadgroup"
 
 
 def _controller(config: pytest.Config) -> Controller | None:
@@ -207,8 +215,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if not config.pluginmanager.hasplugin("xdist"):
         return
-    # tests sharing a tape record into one store only on one worker: with
-    # `--dist loadgroup` xdist keeps them together
+    # tests sharing a tape must record on one worker (see pytest_configure)
     for item in items:
         try:
             tape = marker_options(item.iter_markers("wiretape")).tape

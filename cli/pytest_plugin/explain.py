@@ -48,7 +48,7 @@ def explain_misses(misses: Sequence[Mapping[str, Any]], *, tape: str, file: str,
 def summary_lines(missed: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     """The terminal summary's list: per test, the requests that missed."""
     total = sum(len(v) for v in missed.values())
-    lines = [f"{total} request{'s' if total != 1 else ''} missed their tapes "
+    lines = [f"{total} request{'s' if total != 1 else ''} matched no recording, "
              f"in {len(missed)} test{'s' if len(missed) != 1 else ''}:"]
     for nodeid, misses in missed.items():
         lines.append(f"{nodeid}")

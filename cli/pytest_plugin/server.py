@@ -174,6 +174,25 @@ def system_ca_bundle(env: Mapping[str, str]) -> Path | None:
     return Path(cafile) if cafile and Path(cafile).is_file() else None
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, SIGTERM for serve when pytest dies without cleaning up (pytest-timeout's
+    thread method ends with os._exit, a CI runner kills the job): no proxy left behind."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the child
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return arm
+
+
 def serve_command() -> list[str]:
     # the interpreter running pytest, so serve is the wiretape installed next to the plugin
     return [sys.executable, "-m", "wiretape.cli"]
@@ -206,7 +225,7 @@ class ServeProcess:
         self._log_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             args, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
-            stdout=self._log_file, stderr=subprocess.STDOUT,
+            stdout=self._log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent(),
         )
 
     def log(self) -> str:

@@ -178,7 +178,7 @@ def test_a_changed_request_fails_with_the_miss_explained(
     assert "the tape file does not exist" in report
     # the terminal summary lists every miss and how to re-record
     summary = out[out.index("== wiretape =="):]
-    assert "2 requests missed their tapes in 2 tests:" in summary
+    assert "2 requests matched no recording, in 2 tests:" in summary
     assert f"  GET {base}/orders/8  (path: '/orders/8' != '/orders/7')" in summary
     assert "pytest --wiretape=once tests/test_app.py::test_order " \
            "tests/test_app.py::test_ping_with_curl" in summary
@@ -217,24 +217,28 @@ def test_once_records_only_what_is_missing(
 
 def test_xdist_two_workers(project: pytest.Pytester, upstreams: Upstreams,
                            monkeypatch: pytest.MonkeyPatch) -> None:
-    recorded = run(project, "-n", "2", "--wiretape=record")
+    """A serve per worker; the tests sharing a tape record on one worker; the controller
+    reports the workers' misses. Tapes in another folder (--wiretape-tapes)."""
+    recorded = run(project, "-n", "2", "--wiretape=record", "--wiretape-tapes=recorded")
     recorded.assert_outcomes(passed=9)
-    assert urls(har(project, "tests/tapes/orders-shared.har")) == [
+    assert urls(har(project, "recorded/orders-shared.har")) == [
         f"{upstreams.http.url}/orders/1", f"{upstreams.http.url}/orders/2"]
+    assert (project.path / "recorded/tests/test_app/test_order.har").is_file()
+    assert not (project.path / "tests/tapes").exists()
     listeners = offline(upstreams)
     try:
-        run(project, "-n", "2", "--wiretape=replay").assert_outcomes(passed=9)
+        run(project, "-n", "2", "--wiretape=replay", "--wiretape-tapes=recorded"
+            ).assert_outcomes(passed=9)
         monkeypatch.setenv("EXAMPLE_ORDER", "8")
-        missed = run(project, "-n", "2", "--wiretape=replay")
+        missed = run(project, "-n", "2", "--wiretape=replay", "--wiretape-tapes=recorded")
     finally:
         for listener in listeners:
             listener.close()
     assert [listener.accepted for listener in listeners] == [0, 0]
     missed.assert_outcomes(passed=8, failed=1)
     out = missed.stdout.str()
-    # the controller gathers the workers' misses into its summary
     summary = out[out.index("== wiretape =="):]
-    assert "1 request missed their tapes in 1 test:" in summary
+    assert "1 request matched no recording, in 1 test:" in summary
     assert "path: '/orders/8' != '/orders/7'" in summary
 
 
