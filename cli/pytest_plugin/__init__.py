@@ -464,7 +464,8 @@ class WiretapeFixture:
 
     @property
     def tape(self) -> str:
-        """The tape's name in the proxy's store."""
+        """The test's tape: its name in the proxy's store (replaying a test that has no
+        tape file, the proxy answers from an empty tape instead)."""
         return self._tape.name
 
     @property

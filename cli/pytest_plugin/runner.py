@@ -13,12 +13,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .server import Counters, ServeError, ServeProcess, tape_path, wait_until
+from .server import Counters, ServeError, ServeProcess, cache_dir, tape_path, wait_until
 from .tapes import MarkerOptions, shared_tape_file, tape_file_for, tape_name_for
 
 WRITE_TIMEOUT = 15.0  # seconds for serve's writer to store what a test recorded
 MISS_TIMEOUT = 15.0  # seconds for the misses journal to show a miss the proxy counted
 AUDIT_TIMEOUT = 600.0
+EMPTY_TAPE = "wiretape-pytest-no-tape"
 DRIFT_CLASSES = ("breaking", "additive", "value", "latency")
 
 
@@ -44,7 +45,8 @@ class TestTape:
     """One test's tape and what happened on it so far."""
 
     nodeid: str
-    name: str
+    name: str  # the test's tape, as people read it (and as its file holds it)
+    store: str  # the tape the proxy uses: `name`, or the empty tape (replay, no file)
     file: Path
     action: Action
     existed: bool  # the HAR file was there when the test began
@@ -109,10 +111,11 @@ class Controller:
         self._last_miss_id: int | None = None
         self._touched: set[str] = set()  # tapes some test of this session has used
         self._counters: Counters | None = None  # /metrics when the last test was checked
+        self._state: dict[str, str] = {}  # what PUT /api/mode last set
 
     # -- the server ----------------------------------------------------------------------
     def start(self) -> ServeProcess:
-        self.server = ServeProcess(self.options.serve_flags(self.redact))
+        self.server = ServeProcess(self.options.serve_flags(self.redact), cache=cache_dir())
         self.server.start()
         self.server.wait_ready()
         return self.server
@@ -127,6 +130,7 @@ class Controller:
         self.redact = merged
         assert self.server is not None
         self.server.restart(self.options.serve_flags(merged))
+        self._state = {}
         return True
 
     def api(self) -> Any:
@@ -153,46 +157,50 @@ class Controller:
             action = Action.NEW_EPISODES if existed else Action.RECORD
         else:
             action = Action.REPLAY
-        used_before = name in self._touched
-        self._touched.add(name)
+        # replaying a test that has no tape file: every request misses, from one empty
+        # tape that tests without HTTP share (the proxy is often on it already)
+        store = name if existed or action is not Action.REPLAY else EMPTY_TAPE
+        used_before = store in self._touched
+        self._touched.add(store)
 
         if action is Action.RECORD:
-            if name not in self._recorded:  # a shared tape records all its tests' traffic
+            if store not in self._recorded:  # a shared tape records all its tests' traffic
                 if used_before:
-                    api.call("DELETE", tape_path(name), ok=(204, 404))
-                self._loaded.pop(name, None)
-                self._recorded.add(name)
-            api.call("PUT", "/api/mode", {"mode": "record", "tape": name})
+                    api.call("DELETE", tape_path(store), ok=(204, 404))
+                self._loaded.pop(store, None)
+                self._recorded.add(store)
+            self._switch({"mode": "record", "tape": store})
         else:
-            self._load(name, file if existed else None)
+            if store != EMPTY_TAPE:
+                self._load(store, file)
             on_miss = "record" if action is Action.NEW_EPISODES else "error"
-            api.call("PUT", "/api/mode", {"mode": "replay", "tape": name, "on_miss": on_miss})
-            if used_before:
+            self._switch({"mode": "replay", "tape": store, "on_miss": on_miss})
+            if used_before and store != EMPTY_TAPE:
                 # sequences restart per test (a tape new to the proxy starts at the first
                 # recording of each key anyway)
                 api.call("POST", "/api/replay/reset")
-        if marker.matching:
+        if marker.matching and store != EMPTY_TAPE:
             rules = {"ignore_query": [], "ignore_body_paths": [], "match_headers": [],
                      "ignore_host": False, **marker.matching}
-            api.call("PUT", tape_path(name, "/matching"), rules)
+            api.call("PUT", tape_path(store, "/matching"), rules)
         if self._last_miss_id is None:
             newest = api.call("GET", "/api/misses?limit=1")
             self._last_miss_id = newest[0]["id"] if newest else 0
         # nothing goes through the proxy between two tests: where the last one's counts
         # ended, this one's begin
         before = self._counters or self.server.counters()
-        tape = TestTape(nodeid, name, file, action, existed, before)
+        tape = TestTape(nodeid, name, store, file, action, existed, before)
         if self.options.audit and existed:
-            tape.audit_id = self._start_audit(name)
+            tape.audit_id = self._start_audit(store)
         return tape
 
-    def _load(self, name: str, file: Path | None) -> None:
+    def _switch(self, state: dict[str, str]) -> None:
+        if state != self._state:
+            self.api().call("PUT", "/api/mode", state)
+            self._state = state
+
+    def _load(self, name: str, file: Path) -> None:
         """The tape in the store becomes what its file holds (imported once per content)."""
-        if file is None:
-            if name in self._loaded:
-                self.api().call("DELETE", tape_path(name), ok=(204, 404))
-                del self._loaded[name]
-            return
         data = file.read_bytes()
         digest = _digest(data)
         if self._loaded.get(name) == digest:
@@ -256,17 +264,17 @@ class Controller:
         if after.recorded - tape.before.recorded <= 0:
             return False
         status, data = self.api().request(
-            "GET", tape_path(tape.name, "/export?ids=false"))
+            "GET", tape_path(tape.store, "/export?ids=false"))
         if status != 200:
-            raise ServeError(f"exporting tape {tape.name} answered {status}: {data[:300]!r}")
+            raise ServeError(f"exporting tape {tape.store} answered {status}: {data[:300]!r}")
         write_atomically(tape.file, data)
-        self._loaded[tape.name] = _digest(data)
+        self._loaded[tape.store] = _digest(data)
         return True
 
     def recordings(self, tape: TestTape) -> list[dict[str, Any]]:
         if tape.action is not Action.REPLAY:
             self.wait_written(tape)
-        got = self.api().call("GET", f"/api/recordings?tape={tape.name}&limit=1000",
+        got = self.api().call("GET", f"/api/recordings?tape={tape.store}&limit=1000",
                               ok=(200, 404))
         items = got.get("items", []) if isinstance(got, dict) else []
         return sorted(items, key=lambda r: r["id"])
@@ -302,7 +310,9 @@ class Controller:
     # -- the end -------------------------------------------------------------------------
     def stop(self) -> None:
         if self.server is not None:
-            self.server.stop()
+            # every tape is exported by now and the store is deleted next: nothing is left
+            # for serve's clean shutdown to save (it was asked for at the session's end)
+            self.server.stop(kill=True)
             self.server.cleanup()
             self.server = None
 

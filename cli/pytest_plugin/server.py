@@ -8,6 +8,7 @@ shutdown. It costs the start-up of a Python process, measured in bench/.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -174,6 +176,26 @@ def system_ca_bundle(env: Mapping[str, str]) -> Path | None:
     return Path(cafile) if cafile and Path(cafile).is_file() else None
 
 
+def cache_dir() -> Path | None:
+    """Where sessions keep a migrated empty store and a CA, per wiretape version and set
+    of migrations: `$XDG_CACHE_HOME/wiretape/` (`~/.cache/wiretape/`)."""
+    try:
+        import importlib.util
+        from importlib.metadata import version
+
+        spec = importlib.util.find_spec("wiretape.migrations")
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        if not folders:
+            return None
+        migrations = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                            for p in (Path(folders[0]) / "versions").glob("*.py"))
+        key = hashlib.sha1(repr((version("wiretape"), migrations)).encode()).hexdigest()[:12]
+    except (ImportError, OSError, ValueError):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wiretape" / f"pytest-{key}"
+
+
 def _die_with_parent() -> Callable[[], None] | None:
     """On Linux, SIGTERM for serve when pytest dies without cleaning up (pytest-timeout's
     thread method ends with os._exit, a CI runner kills the job): no proxy left behind."""
@@ -202,31 +224,86 @@ class ServeProcess:
     """One `wiretape serve` for the session: a temporary SQLite store and CA folder, free
     ports; `environ()` is what clients need to go through it and trust it."""
 
-    def __init__(self, extra_args: Iterable[str] = (), workdir: Path | None = None) -> None:
+    def __init__(self, extra_args: Iterable[str] = (), workdir: Path | None = None,
+                 cache: Path | None = None) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="wiretape-pytest-"))
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.confdir = self.workdir / "conf"
-        self.db_url = f"sqlite:///{self.workdir / 'store.db'}"
+        self.store = self.workdir / "store.db"
+        self.db_url = f"sqlite:///{self.store}"
         self.extra_args = list(extra_args)
+        self.cache = cache
         self.proc: subprocess.Popen[bytes] | None = None
         self.proxy_port = 0
         self.admin_port = 0
         self.admin: Admin | None = None
         self._log_file: Any = None
+        self._log_offset = 0
         self.log_path = self.workdir / "serve.log"
+        # serve's environment is the one from before the session's (its own WIRETAPE_*
+        # variables would override the flags given here)
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, listen: str = "127.0.0.1:0", admin: str = "127.0.0.1:0") -> None:
+        if not self.store.exists():
+            self._from_cache()
         args = [*serve_command(), "serve", "--db", self.db_url, "--listen", listen,
                 "--admin", admin, "--confdir", str(self.confdir), *self.extra_args]
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("WIRETAPE_") and k not in SESSION_VARS}
         self.proxy_port = self.admin_port = 0
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            args, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+            args, cwd=self.workdir, env=self._env, stdin=subprocess.DEVNULL,
             stdout=self._log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent(),
         )
+
+    # A new store needs the migrations (alembic: a fifth of serve's start-up) and a new
+    # confdir a new CA (an RSA key): both are kept in the user's cache and copied into the
+    # session's folder, so only the first session pays for them.
+    def _from_cache(self) -> None:
+        if self.cache is None:
+            return
+        try:
+            template = self.cache / "store.db"
+            if template.is_file():
+                shutil.copyfile(template, self.store)
+                os.chmod(self.store, 0o600)
+            ca = self.cache / "ca"
+            if (ca / CA_CERT_FILE).is_file():
+                self.confdir.mkdir(mode=0o700, exist_ok=True)
+                for f in ca.iterdir():
+                    shutil.copyfile(f, self.confdir / f.name)
+                    os.chmod(self.confdir / f.name, 0o600)
+        except OSError:
+            pass  # serve makes them itself
+
+    def _to_cache(self) -> None:
+        """After serve started on a store and confdir of its own making, before any test
+        has used them: keep copies for the next sessions."""
+        if self.cache is None:
+            return
+        try:
+            self.cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            template = self.cache / "store.db"
+            if not template.exists():
+                tmp = self.cache / f".store.{os.getpid()}.db"
+                # the backup API copies a consistent snapshot, WAL included
+                with sqlite3.connect(self.store) as src, sqlite3.connect(tmp) as dst:
+                    src.backup(dst)
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, template)
+            ca = self.cache / "ca"
+            if not (ca / CA_CERT_FILE).exists():
+                tmp_ca = self.cache / f".ca.{os.getpid()}"
+                shutil.copytree(self.confdir, tmp_ca)
+                os.chmod(tmp_ca, 0o700)
+                try:
+                    os.replace(tmp_ca, ca)
+                except OSError:  # another session cached one meanwhile
+                    shutil.rmtree(tmp_ca, ignore_errors=True)
+        except (OSError, sqlite3.Error):
+            pass  # no cache: every session makes its own
 
     def log(self) -> str:
         try:
@@ -269,15 +346,18 @@ class ServeProcess:
             self.stop()
             raise ServeError(f"{e}; its log:\n{self.log()[-3000:]}") from e
         self.admin = admin
+        self._to_cache()
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM: serve writes what it captured and exits; killed if it hangs."""
+    def stop(self, timeout: float = STOP_TIMEOUT, *, kill: bool = False) -> int | None:
+        """SIGTERM: serve writes what it captured and exits; killed if it hangs. With
+        `kill`, at once: for the end of a session whose tapes are all exported already,
+        when nothing serve still holds is worth its clean shutdown."""
         if self.admin is not None:
             self.admin.close()
         code = None
         if self.proc is not None:
             if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
+                self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 code = self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

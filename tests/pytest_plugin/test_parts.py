@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from wiretape.cli.pytest_plugin.explain import explain_misses, summary_lines
 from wiretape.cli.pytest_plugin.runner import Options
-from wiretape.cli.pytest_plugin.server import EnvPatch, parse_counters
+from wiretape.cli.pytest_plugin.server import EnvPatch, ServeProcess, parse_counters
 from wiretape.cli.pytest_plugin.tapes import (
     MarkerError,
     marker_options,
@@ -182,6 +183,32 @@ def test_python_m_wiretape_cli_runs_the_command() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("wiretape, version ")
+
+
+def test_sessions_reuse_a_migrated_store_and_a_ca(tmp_path: Path) -> None:
+    """The first session caches what costs start-up time; the next ones copy it in."""
+    cache = tmp_path / "cache"
+    first = ServeProcess(cache=cache, workdir=tmp_path / "one")
+    first.start()
+    try:
+        first.wait_ready()
+        ca = first.ca_cert.read_bytes()
+        made = first.api().call("GET", "/api/tapes")[0]
+    finally:
+        first.stop()
+    assert (cache / "store.db").is_file() and (cache / "ca" / "mitmproxy-ca-cert.pem").is_file()
+    assert stat.S_IMODE((cache / "ca" / "mitmproxy-ca.pem").stat().st_mode) == 0o600
+    second = ServeProcess(cache=cache, workdir=tmp_path / "two")
+    second.start()
+    try:
+        second.wait_ready()
+        assert second.ca_cert.read_bytes() == ca
+        # the same store as the first one left it when it was ready
+        tapes = second.api().call("GET", "/api/tapes")
+        assert [(t["name"], t["created_at"]) for t in tapes] == [
+            ("default", made["created_at"])]
+    finally:
+        second.stop()
 
 
 def test_serve_sockets_say_they_are_tcp() -> None:

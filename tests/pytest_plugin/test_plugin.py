@@ -85,12 +85,19 @@ def upstreams(tmp_path: Path) -> Iterator[Upstreams]:
             pass
 
 
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plugin's cache (a migrated store, a CA) for these tests, not the user's."""
+    return tmp_path_factory.mktemp("cache-home")
+
+
 @pytest.fixture
-def project(pytester: pytest.Pytester, upstreams: Upstreams,
+def project(pytester: pytest.Pytester, upstreams: Upstreams, cache_home: Path,
             monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """The example project in pytester's folder, pointed at the upstreams."""
     shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True)
     pytester.makefile(".ini", pytest=INI)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     monkeypatch.setenv("EXAMPLE_HTTP", upstreams.http.url)
     monkeypatch.setenv("EXAMPLE_HTTPS", upstreams.https.url)
     for var in ("WIRETAPE_PYTEST", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy",
