@@ -313,8 +313,8 @@ def test_inactive_without_a_mode(project: pytest.Pytester,
             # the plugin's own modules are all of wiretape that got imported (other
             # plugins in this venv import sqlalchemy, so that is no signal here)
             ours = sorted(m for m in sys.modules if m.startswith("wiretape"))
-            assert [m for m in ours if not m.startswith("wiretape.cli.pytest_plugin")] == [
-                "wiretape", "wiretape.cli"]
+            assert ours == ["wiretape", "wiretape.cli", "wiretape.cli.pytest_plugin",
+                            "wiretape.cli.pytest_plugin.tapes"]
             assert "mitmproxy" not in sys.modules
 
         def test_fixture_skips(wiretape):
