@@ -357,7 +357,10 @@ class ServeProcess:
         code = None
         if self.proc is not None:
             if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+                if kill:
+                    self.proc.kill()
+                else:
+                    self.proc.terminate()  # SIGTERM
             try:
                 code = self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -371,7 +374,7 @@ class ServeProcess:
     def signal_stop(self) -> None:
         """Ask serve to stop without waiting (the wait comes later in stop())."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.terminate()
 
     def restart(self, extra_args: Iterable[str]) -> None:
         """The same store and CA, other flags, the same ports (clients keep their env)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from wiretape.cli.pytest_plugin.explain import explain_misses, summary_lines
-from wiretape.cli.pytest_plugin.runner import Options
+from wiretape.cli.pytest_plugin.runner import Mode, Options
 from wiretape.cli.pytest_plugin.server import EnvPatch, ServeProcess, parse_counters
 from wiretape.cli.pytest_plugin.tapes import (
     MarkerError,
@@ -170,7 +170,7 @@ def test_env_patch_puts_back_what_was_there(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_redaction_and_serve_args_become_serve_flags(tmp_path: Path) -> None:
-    opts = Options(mode=SimpleNamespace(), tapes_dir=tmp_path, rootdir=tmp_path,  # type: ignore[arg-type]
+    opts = Options(mode=Mode.REPLAY, tapes_dir=tmp_path, rootdir=tmp_path,
                    serve_args=("--upstream-insecure",),
                    redact={"redact_headers": ("X-B", "X-A"), "redact_json": ("pin",)})
     assert opts.serve_flags() == ["--upstream-insecure", "--redact-header", "X-A",
