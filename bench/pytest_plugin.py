@@ -1,13 +1,15 @@
 """What the pytest plugin adds to a suite's run: the same small suite timed without wiretape
 and with `--wiretape=replay` (and record), runs interleaved, medians over repetitions.
 
-    .venv/bin/python -m bench.pytest_plugin            # about 2 minutes
-    .venv/bin/python -m bench.pytest_plugin --reps 3 --tests 10 --out /tmp/pp
+    .venv/bin/python -m bench.pytest_plugin            # about 4 minutes
+    .venv/bin/python -m bench.pytest_plugin --reps 3 --sizes 10,40 --out /tmp/pp
 
 The suite: N tests, half of them making one HTTP request to a local origin (a stdlib
-server on loopback), half none. "Without" is plain `pytest` (the plugin installed but
-off, so the process tree is the same); "with" is `pytest --wiretape=replay` against tapes
-recorded once beforehand (the origin stays up: replay never reaches it). The overhead is
+server on loopback), half none; two sizes, so that the session's fixed cost (starting and
+stopping the proxy) and each test's cost can be told apart. "Without" is plain `pytest`
+(the plugin installed but off, so the process tree is the same); "with" is
+`pytest --wiretape=replay` against tapes recorded once beforehand (the origin stays up:
+replay never reaches it). The overhead is
 the difference of the medians of wall time; CPU time of the process tree (pytest, serve)
 is reported too, since on a shared machine it varies less. It also times serve's start-up
 on its own (the largest part) and breaks it down with `python -X importtime`.
@@ -113,56 +115,78 @@ def import_profile(workdir: Path) -> list[tuple[str, float]]:
     return sorted(rows, key=lambda r: -r[1])[:12]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=7, help="runs of each variant (median)")
-    ap.add_argument("--tests", type=int, default=20, help="tests in the suite")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pytest_plugin"),
-                    help="write OUT.json and OUT.md")
-    args = ap.parse_args()
-
-    origin = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
-    origin.daemon_threads = True
-    threading.Thread(target=origin.serve_forever, daemon=True).start()
-    work = Path(tempfile.mkdtemp(prefix="wiretape-bench-pytest-"))
-    write_suite(work, args.tests)
+def measure(sizes: list[int], reps: int, origin_url: str) -> dict[str, Any]:
+    """Per suite size: wall and CPU seconds of each variant, runs interleaved."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
-    env["BENCH_ORIGIN"] = f"http://127.0.0.1:{origin.server_address[1]}"
+    env["BENCH_ORIGIN"] = origin_url
     pytest = [sys.executable, "-m", "pytest", "-q"]
-
-    timed([*pytest, "--wiretape=record"], work, env)  # the tapes replay reads
-    tapes = len(list((work / "tests" / "tapes").rglob("*.har")))
     variants = {
         "off": [*pytest],
         "replay": [*pytest, "--wiretape=replay"],
         "record": [*pytest, "--wiretape=record"],
-        "no plugin (-p no:wiretape)": [*pytest, "-p", "no:wiretape"],
+        "-p no:wiretape": [*pytest, "-p", "no:wiretape"],
     }
-    walls: dict[str, list[float]] = {k: [] for k in variants}
-    cpus: dict[str, list[float]] = {k: [] for k in variants}
-    for rep in range(args.reps):
-        for name, cmd in variants.items():
-            wall, cpu, _ = timed(cmd, work, env)
-            walls[name].append(wall)
-            cpus[name].append(cpu)
-        print(f"rep {rep + 1}/{args.reps}: " + ", ".join(
-            f"{n} {walls[n][-1]:.2f} s" for n in variants), file=sys.stderr)
-    origin.shutdown()
+    out: dict[str, Any] = {}
+    for size in sizes:
+        work = Path(tempfile.mkdtemp(prefix=f"wiretape-bench-pytest-{size}-"))
+        write_suite(work, size)
+        timed([*pytest, "--wiretape=record"], work, env)  # the tapes replay reads
+        walls: dict[str, list[float]] = {k: [] for k in variants}
+        cpus: dict[str, list[float]] = {k: [] for k in variants}
+        for rep in range(reps):
+            for name, cmd in variants.items():
+                wall, cpu, _ = timed(cmd, work, env)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+            print(f"{size} tests, rep {rep + 1}/{reps}: " + ", ".join(
+                f"{n} {walls[n][-1]:.2f} s" for n in variants), file=sys.stderr)
+        out[str(size)] = {
+            "tapes": len(list((work / "tests" / "tapes").rglob("*.har"))),
+            "wall_s": walls, "cpu_s": cpus,
+            "median_wall_s": {n: statistics.median(v) for n, v in walls.items()},
+            "median_cpu_s": {n: statistics.median(v) for n, v in cpus.items()},
+        }
+    return out
 
-    med = {n: statistics.median(v) for n, v in walls.items()}
-    cpu_med = {n: statistics.median(v) for n, v in cpus.items()}
-    startup = serve_startup(max(3, args.reps // 2))
-    imports = import_profile(work)
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=7, help="runs of each variant (median)")
+    ap.add_argument("--sizes", default="20,60",
+                    help="suite sizes (tests); the smallest is the target's 'small suite'")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pytest_plugin"),
+                    help="write OUT.json and OUT.md")
+    args = ap.parse_args()
+    sizes = sorted(int(n) for n in args.sizes.split(","))
+
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    origin.daemon_threads = True
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    try:
+        runs = measure(sizes, args.reps, f"http://127.0.0.1:{origin.server_address[1]}")
+    finally:
+        origin.shutdown()
+
+    def overhead(size: int, variant: str, key: str = "median_wall_s") -> float:
+        m = runs[str(size)][key]
+        return float(m[variant] - m["off"])
+
+    small, large = sizes[0], sizes[-1]
+    per_test = {v: (overhead(large, v) - overhead(small, v)) / (large - small)
+                if large > small else 0.0 for v in ("replay", "record")}
     result = {
-        "tests": args.tests, "http_tests": (args.tests + 1) // 2, "tapes": tapes,
-        "reps": args.reps, "wall_s": walls, "cpu_s": cpus,
-        "median_wall_s": med, "median_cpu_s": cpu_med,
-        "overhead_replay_s": med["replay"] - med["off"],
-        "overhead_record_s": med["record"] - med["off"],
-        "overhead_replay_cpu_s": cpu_med["replay"] - cpu_med["off"],
-        "inactive_cost_s": med["off"] - med["no plugin (-p no:wiretape)"],
-        "serve": startup, "serve_imports_s": imports, "target_s": TARGET_S,
-        "cpus": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
+        "sizes": sizes, "reps": args.reps, "runs": runs,
+        "overhead_s": {str(n): {v: overhead(n, v) for v in ("replay", "record")}
+                       for n in sizes},
+        "overhead_cpu_s": {str(n): {v: overhead(n, v, "median_cpu_s")
+                                    for v in ("replay", "record")} for n in sizes},
+        "per_test_s": per_test,
+        "session_s": {v: overhead(small, v) - per_test[v] * small for v in per_test},
+        "inactive_cost_s": -overhead(small, "-p no:wiretape"),
+        "serve": serve_startup(max(3, args.reps // 2)),
+        "serve_imports_s": import_profile(Path(tempfile.mkdtemp(prefix="wiretape-imp-"))),
+        "target_s": TARGET_S, "cpus": len(os.sched_getaffinity(0)),
+        "load_average": os.getloadavg(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -172,32 +196,41 @@ def main() -> None:
 
 
 def render(r: dict[str, Any]) -> str:
-    verdict = "met" if r["overhead_replay_s"] < r["target_s"] else "NOT met"
-    rows = "\n".join(
-        f"| {n} | {r['median_wall_s'][n]:.2f} s | {r['median_cpu_s'][n]:.2f} s |"
-        for n in r["median_wall_s"])
+    small = str(r["sizes"][0])
+    total = r["overhead_s"][small]["replay"]
+    verdict = "met" if total < r["target_s"] else "NOT met"
+    session_verdict = "met" if r["session_s"]["replay"] < r["target_s"] else "NOT met"
+    rows = []
+    for n in r["sizes"]:
+        m, c = r["runs"][str(n)]["median_wall_s"], r["runs"][str(n)]["median_cpu_s"]
+        rows += [f"| {n} | {v} | {m[v]:.2f} s | {c[v]:.2f} s |" for v in m]
     imports = "\n".join(f"| `{name}` | {s:.2f} s |" for name, s in r["serve_imports_s"])
     load = ", ".join(f"{x:.1f}" for x in r["load_average"])
     return textwrap.dedent(f"""\
         # pytest plugin overhead
 
-        A suite of {r['tests']} tests ({r['http_tests']} making one HTTP request each,
-        {r['tapes']} tapes), {r['reps']} interleaved runs of each variant, medians; {r['cpus']}
-        cores, load average at the end {load}.
+        Suites of {", ".join(map(str, r["sizes"]))} tests (half of them making one HTTP
+        request, each with its tape), {r["reps"]} interleaved runs of each variant, medians;
+        {r["cpus"]} cores, load average at the end {load}.
 
-        | variant | wall | CPU (process tree) |
-        |---|---|---|
-        """) + rows + textwrap.dedent(f"""
+        | tests | variant | wall | CPU (process tree) |
+        |---|---|---|---|
+        """) + "\n".join(rows) + textwrap.dedent(f"""
 
-        **Overhead of `--wiretape=replay`: {r['overhead_replay_s']:.2f} s wall
-        ({r['overhead_replay_cpu_s']:.2f} s CPU); target < {r['target_s']} s: {verdict}.**
-        `--wiretape=record`: {r['overhead_record_s']:.2f} s. The plugin installed but off:
-        {r['inactive_cost_s']:+.2f} s against `-p no:wiretape` (noise).
+        **The {small}-test suite with `--wiretape=replay` takes {total:.2f} s longer than
+        without wiretape ({r["overhead_cpu_s"][small]["replay"]:.2f} s more CPU); target
+        < {r["target_s"]} s: {verdict}.** Of that, the session's proxy (start and stop,
+        fitted over the suite sizes) is **{r["session_s"]["replay"]:.2f} s (target
+        < {r["target_s"]} s: {session_verdict})** and each test adds
+        {r["per_test_s"]["replay"] * 1000:.0f} ms (switching the tape, loading it, checking
+        for misses). `--wiretape=record`: {r["overhead_s"][small]["record"]:.2f} s, of which
+        {r["per_test_s"]["record"] * 1000:.0f} ms per test (waiting for the writer, exporting).
+        Installed but off: {r["inactive_cost_s"]:+.2f} s against `-p no:wiretape` (noise).
 
-        `wiretape serve` alone, as the plugin starts it (fresh store and CA): ready in
-        {r['serve']['ready_s']:.2f} s, stopped in {r['serve']['stop_s']:.2f} s (medians).
-
-        Its slowest imports (`python -X importtime`, cumulative, inflated by the tracing):
+        `wiretape serve` alone, as the plugin starts it (a fresh store and CA, no cache):
+        ready in {r["serve"]["ready_s"]:.2f} s, stopped in {r["serve"]["stop_s"]:.2f} s
+        (medians). Its slowest imports (`python -X importtime`, cumulative, inflated by the
+        tracing):
 
         | module | seconds |
         |---|---|

@@ -4,7 +4,6 @@ requests that missed it, export what was recorded, audit tapes against the live 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -13,7 +12,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .server import Counters, ServeError, ServeProcess, cache_dir, tape_path, wait_until
+from .server import (
+    Admin,
+    Counters,
+    ServeError,
+    ServeProcess,
+    cache_dir,
+    tape_path,
+    wait_until,
+)
 from .tapes import MarkerOptions, shared_tape_file, tape_file_for, tape_name_for
 
 WRITE_TIMEOUT = 15.0  # seconds for serve's writer to store what a test recorded
@@ -41,7 +48,7 @@ class Action(StrEnum):
 
 
 @dataclass(slots=True)
-class TestTape:
+class TapeInUse:
     """One test's tape and what happened on it so far."""
 
     nodeid: str
@@ -133,7 +140,7 @@ class Controller:
         self._state = {}
         return True
 
-    def api(self) -> Any:
+    def api(self) -> Admin:
         assert self.server is not None
         return self.server.api()
 
@@ -144,7 +151,7 @@ class Controller:
         return (tape_name_for(nodeid),
                 tape_file_for(nodeid, module, self.options.tapes_dir, self.options.rootdir))
 
-    def begin(self, nodeid: str, module: Path, marker: MarkerOptions) -> TestTape:
+    def begin(self, nodeid: str, module: Path, marker: MarkerOptions) -> TapeInUse:
         """Point the proxy at the test's tape before its fixtures run."""
         assert self.server is not None
         api = self.api()
@@ -189,7 +196,7 @@ class Controller:
         # nothing goes through the proxy between two tests: where the last one's counts
         # ended, this one's begin
         before = self._counters or self.server.counters()
-        tape = TestTape(nodeid, name, store, file, action, existed, before)
+        tape = TapeInUse(nodeid, name, store, file, action, existed, before)
         if self.options.audit and existed:
             tape.audit_id = self._start_audit(store)
         return tape
@@ -211,7 +218,7 @@ class Controller:
             raise ServeError(f"cannot load tape file {file}: {e}") from e
         self._loaded[name] = digest
 
-    def poll_misses(self, tape: TestTape) -> None:
+    def poll_misses(self, tape: TapeInUse) -> None:
         """Add the test's latest misses to `tape.misses`. The proxy counts a miss (/metrics)
         before the client gets its 502, and journals it a moment later from its writer
         thread: wait until the journal shows as many as were counted."""
@@ -236,7 +243,7 @@ class Controller:
                 self._last_miss_id = new[-1]["id"]
             tape.misses.extend(new)
 
-    def wait_written(self, tape: TestTape) -> Counters:
+    def wait_written(self, tape: TapeInUse) -> Counters:
         """Until serve's writer has stored every exchange the test recorded (it writes in
         batches on a thread of its own)."""
         assert self.server is not None
@@ -256,7 +263,7 @@ class Controller:
         self._counters = counters
         return counters
 
-    def finish(self, tape: TestTape) -> bool:
+    def finish(self, tape: TapeInUse) -> bool:
         """Write the tape's HAR file if the test recorded anything; True when written."""
         if tape.action is Action.REPLAY:
             return False
@@ -271,7 +278,7 @@ class Controller:
         self._loaded[tape.store] = _digest(data)
         return True
 
-    def recordings(self, tape: TestTape) -> list[dict[str, Any]]:
+    def recordings(self, tape: TapeInUse) -> list[dict[str, Any]]:
         if tape.action is not Action.REPLAY:
             self.wait_written(tape)
         got = self.api().call("GET", f"/api/recordings?tape={tape.store}&limit=1000",
@@ -326,7 +333,3 @@ def parse_header(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise ValueError(f"--wiretape-audit-header {text!r} must be 'Name: value'")
     return name.strip(), value.strip()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

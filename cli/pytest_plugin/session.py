@@ -18,14 +18,14 @@ from .runner import (
     Controller,
     Mode,
     Options,
-    TestTape,
+    TapeInUse,
     parse_header,
     parse_serve_args,
 )
 from .server import EnvPatch, ServeError
 from .tapes import REDACT_KEYS, MarkerError, marker_options
 
-TAPE = pytest.StashKey[TestTape]()
+TAPE = pytest.StashKey[TapeInUse]()
 CALL_FAILURE = pytest.StashKey[tuple[str, str]]()  # (headline, text)
 
 
@@ -261,7 +261,7 @@ def _relative(path: Path, config: pytest.Config) -> str:
         return str(path)
 
 
-def _explanation(item: pytest.Item, tape: TestTape) -> str | None:
+def _explanation(item: pytest.Item, tape: TapeInUse) -> str | None:
     """The misses not explained in a report yet, explained; None if there are none."""
     fresh = tape.misses[tape.explained:]
     tape.explained = len(tape.misses)
@@ -271,7 +271,7 @@ def _explanation(item: pytest.Item, tape: TestTape) -> str | None:
                           file_existed=tape.existed, nodeid=item.nodeid)
 
 
-def _headline(tape: TestTape, start: int) -> str:
+def _headline(tape: TapeInUse, start: int) -> str:
     """The short test summary's words for a test that missed."""
     first = tape.misses[start]["request"]
     more = len(tape.misses) - start - 1
@@ -280,7 +280,7 @@ def _headline(tape: TestTape, start: int) -> str:
 
 
 def _check_after_call(item: pytest.Item, ctrl: Controller,
-                      tape: TestTape) -> tuple[str, str] | None:
+                      tape: TapeInUse) -> tuple[str, str] | None:
     """After the test function: its misses and its tape's audit, as a failure's headline
     and text (None: nothing fails the test). Lesser drift is a warning."""
     ctrl.poll_misses(tape)
@@ -303,7 +303,7 @@ def _check_after_call(item: pytest.Item, ctrl: Controller,
     return texts[0][0], "\n\n".join(body for _head, body in texts)
 
 
-def _checked(item: pytest.Item, ctrl: Controller, tape: TestTape) -> tuple[str, str] | None:
+def _checked(item: pytest.Item, ctrl: Controller, tape: TapeInUse) -> tuple[str, str] | None:
     try:
         return _check_after_call(item, ctrl, tape)
     except (ServeError, OSError, TimeoutError) as e:
@@ -321,7 +321,7 @@ def _add_to_failure(report: pytest.TestReport, text: str, headline: str | None) 
 class WiretapeFixture:
     """The `wiretape` fixture: the session's proxy and the test's tape."""
 
-    def __init__(self, ctrl: Controller, tape: TestTape) -> None:
+    def __init__(self, ctrl: Controller, tape: TapeInUse) -> None:
         assert ctrl.server is not None
         self._ctrl = ctrl
         self._tape = tape
