@@ -180,7 +180,10 @@ class SessionPlugin:
             raise
         failure = _checked(item, self.ctrl, tape)
         if failure is not None:
-            pytest.fail(failure[1], pytrace=False)
+            headline, text = failure
+            # the first line is what the short test summary shows
+            pytest.fail(text if text.startswith(headline) else f"{headline}\n\n{text}",
+                        pytrace=False)
         return result
 
     @pytest.hookimpl(wrapper=True)

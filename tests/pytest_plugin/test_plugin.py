@@ -155,18 +155,36 @@ def test_record_then_replay_offline(project: pytest.Pytester, upstreams: Upstrea
     assert "wiretape: replay, proxy http://127.0.0.1:" in replayed.stdout.str()
 
 
+TOLERANT = """\
+import os
+
+import app
+
+
+def test_tolerant():
+    # the app shrugs off a failed lookup: the 502 alone would never fail this test
+    try:
+        app.order(os.environ["EXAMPLE_HTTP"], int(os.environ.get("EXAMPLE_TOLERANT", "4")))
+    except Exception:
+        pass
+"""
+
+
 def test_a_changed_request_fails_with_the_miss_explained(
         project: pytest.Pytester, upstreams: Upstreams, monkeypatch: pytest.MonkeyPatch) -> None:
-    run(project, "--wiretape=record", "tests/test_app.py").assert_outcomes(passed=4)
+    (project.path / "tests" / "test_tolerant.py").write_text(TOLERANT)
+    tests = ["tests/test_app.py", "tests/test_tolerant.py"]
+    run(project, "--wiretape=record", *tests).assert_outcomes(passed=5)
     (project.path / TAPE_FILES[2]).unlink()  # and one test was never recorded
     listeners = offline(upstreams)
     monkeypatch.setenv("EXAMPLE_ORDER", "8")
+    monkeypatch.setenv("EXAMPLE_TOLERANT", "5")
     try:
-        result = run(project, "--wiretape=replay", "tests/test_app.py")
+        result = run(project, "--wiretape=replay", *tests)
     finally:
         for listener in listeners:
             listener.close()
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=2, failed=3)
     assert [listener.accepted for listener in listeners] == [0, 0]
     out = result.stdout.str()
     base = f"http://127.0.0.1:{upstreams.http.port}"
@@ -183,12 +201,21 @@ def test_a_changed_request_fails_with_the_miss_explained(
     # the test whose tape file is missing says so
     report = out[out.index("___ test_ping_with_curl ___"):]
     assert "the tape file does not exist" in report
+    # a test that swallowed the 502 fails all the same, the miss as its failure
+    report = out[out.index("___ test_tolerant ___"):].split("\n")
+    assert report[1] == f"wiretape: GET {base}/orders/5 matched no recording"
+    assert report[3] == ("wiretape: 1 request did not match any recording of tape "
+                         "tests.test_tolerant.test_tolerant "
+                         "(tests/tapes/test_tolerant/test_tolerant.har)")
+    assert "        - path: '/orders/5' != '/orders/4'" in report
+    assert "FAILED tests/test_tolerant.py::test_tolerant - Failed: wiretape: GET" in out
     # the terminal summary lists every miss and how to re-record
     summary = out[out.index("== wiretape =="):]
-    assert "2 requests matched no recording, in 2 tests:" in summary
+    assert "3 requests matched no recording, in 3 tests:" in summary
     assert f"  GET {base}/orders/8  (path: '/orders/8' != '/orders/7')" in summary
     assert "pytest --wiretape=once tests/test_app.py::test_order " \
-           "tests/test_app.py::test_ping_with_curl" in summary
+           "tests/test_app.py::test_ping_with_curl tests/test_tolerant.py::test_tolerant" \
+        in summary
 
 
 def test_once_records_only_what_is_missing(
