@@ -18,6 +18,10 @@ import pytest
 from tests.helpers import Reply, Seen, Upstream
 from tests.proxy.upstreams import CountingListener, Origin
 
+# each test runs pytest two or three times, each starting a wiretape serve: on a loaded
+# 2-core machine that can take minutes
+pytestmark = pytest.mark.timeout(900)
+
 EXAMPLE = Path(__file__).parent / "example"
 INI = """\
 [pytest]
