@@ -12,15 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .server import (
-    Admin,
-    Counters,
-    ServeError,
-    ServeProcess,
-    cache_dir,
-    tape_path,
-    wait_until,
-)
+from .admin import Admin, Counters, ServeError, tape_path, wait_until
+from .server import ServeProcess, cache_dir
 from .tapes import MarkerOptions, shared_tape_file, tape_file_for, tape_name_for
 
 WRITE_TIMEOUT = 15.0  # seconds for serve's writer to store what a test recorded

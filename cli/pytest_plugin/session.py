@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from . import WiretapeDriftWarning
+from .admin import ServeError
 from .explain import drift_text, explain_misses, summary_lines
 from .runner import (
     DRIFT_CLASSES,
@@ -22,7 +23,7 @@ from .runner import (
     parse_header,
     parse_serve_args,
 )
-from .server import EnvPatch, ServeError
+from .server import EnvPatch
 from .tapes import REDACT_KEYS, MarkerError, marker_options
 
 TAPE = pytest.StashKey[TapeInUse]()

@@ -13,9 +13,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from wiretape.cli.pytest_plugin.admin import parse_counters
 from wiretape.cli.pytest_plugin.explain import explain_misses, summary_lines
 from wiretape.cli.pytest_plugin.runner import Mode, Options
-from wiretape.cli.pytest_plugin.server import EnvPatch, ServeProcess, parse_counters
+from wiretape.cli.pytest_plugin.server import EnvPatch, ServeProcess
 from wiretape.cli.pytest_plugin.tapes import (
     MarkerError,
     marker_options,
