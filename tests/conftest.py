@@ -19,6 +19,9 @@ from bench.pg import PostgresUnavailable, pg_bin
 from tests.artifacts import Artifacts, shared_artifacts
 from tests.helpers import Serve, Upstream, port_open, wait_for
 
+# tests/pytest_plugin runs example projects through pytest itself
+pytest_plugins = ["pytester"]
+
 
 def _pg_bin(name: str) -> str:
     try:

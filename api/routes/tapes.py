@@ -93,7 +93,9 @@ HAR_SCHEMA = {
                      "description": "the HAR document"}},
 )
 def export_tape(
-    name: schemas.TapeParam, s: SessionDep, sessions: SessionsDep
+    name: schemas.TapeParam, s: SessionDep, sessions: SessionsDep,
+    ids: Annotated[bool, Query(description="false: leave out the store's recording ids, "
+                               "so two recordings of the same traffic export alike")] = True,
 ) -> StreamingResponse:
     """Every recording in capture order, bodies readable in a browser's dev tools, with what
     wiretape needs to import them byte for byte under `_wiretape` fields."""
@@ -102,7 +104,8 @@ def export_tape(
     def chunks() -> Iterator[bytes]:
         # its own session: the response streams after the request's transaction is over
         with sessions() as es:
-            for chunk in har.TapeExport(es, name, creator_version=wiretape_version()):
+            for chunk in har.TapeExport(es, name, creator_version=wiretape_version(),
+                                        ids=ids):
                 yield chunk.encode("utf-8")
 
     return StreamingResponse(

@@ -56,6 +56,25 @@ async def test_export_then_import_elsewhere_is_exact(client, store, app_factory,
         other.close()
 
 
+async def test_export_without_ids_differs_only_there(client, store):
+    """?ids=false (the pytest plugin's tapes in git): no store ids, the rest identical, and
+    it imports the same."""
+    store.add("shop", make_exchange(ns=NS), make_exchange(url="http://api.test/b", ns=NS + 1))
+    with_ids = (await client.get("/api/tapes/shop/export")).json()
+    r = await client.get("/api/tapes/shop/export?ids=false")
+    assert r.status_code == 200
+    without = r.json()
+    assert [e["_wiretape"].get("id") for e in without["log"]["entries"]] == [None, None]
+    assert all(isinstance(e["_wiretape"]["id"], int) for e in with_ids["log"]["entries"])
+    for e in with_ids["log"]["entries"]:
+        del e["_wiretape"]["id"]
+    assert without == with_ids
+    r = await client.post("/api/tapes/again/import", json=without)
+    assert r.json()["imported"] == 2
+    assert (await client.get("/api/tapes/again/export?ids=false")).json()["log"]["entries"] \
+        == without["log"]["entries"]
+
+
 async def test_export_of_an_empty_or_unknown_tape(client):
     await client.post("/api/tapes", json={"name": "empty"})
     r = await client.get("/api/tapes/empty/export")
