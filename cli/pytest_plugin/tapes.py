@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# the store's rule for tape names (cli/settings.py TAPE_NAME, api/schemas.py): not imported,
-# so that a suite that never turns the plugin on imports nothing of wiretape's
-TAPE_NAME = re.compile(r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$")
-TAPE_NAME_MAX = 200
+from wiretape.storage.names import InvalidTapeName, check_tape_name
+
 # room for a hash suffix, so a shortened name stays unique
 _SHORT = 180
 # characters a file name cannot hold on some system (Windows' list and control characters)
@@ -28,7 +26,12 @@ class MarkerError(ValueError):
 
 
 def valid_tape_name(name: str) -> bool:
-    return len(name) <= TAPE_NAME_MAX and TAPE_NAME.match(name) is not None
+    """The store's one rule (storage/names.py, which imports nothing heavy)."""
+    try:
+        check_tape_name(name)
+    except InvalidTapeName:
+        return False
+    return True
 
 
 def _digest(text: str) -> str:
