@@ -25,13 +25,16 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from . import run as bench_run
+from .config import BENCH, LIVE, SCALE_TAPE, SEED_PORT, TARGETS, Config
 from .harness import HOST, BenchError, free_port, require_wrk, run_wrk, wait_answering
+from .run import parse_args
+from .scale import seed
+from .targets import Bench
 
 REPO = Path(__file__).resolve().parent.parent
 WIRETAPE_DIRS = ("/proxy/", "/storage/", "/cli/", "/api/")
 WIRETAPE_PACKAGES = {"proxy", "storage", "cli", "api", "migrations"}
-PROFILE_TARGETS = [t for t in bench_run.TARGETS if t != "origin"] + [
+PROFILE_TARGETS = [t for t in TARGETS if t != "origin"] + [
     "wiretape-startup", "wiretape-scale"]
 
 
@@ -163,13 +166,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def profile(a: argparse.Namespace, pyspy: str) -> int:
-    cfg = bench_run.parse_args(["--targets", a.target if a.target in bench_run.TARGETS
+    cfg = parse_args(["--targets", a.target if a.target in TARGETS
                                 else "wiretape-replay", "--duration", str(a.duration),
                                 "--quiet-budget", "0"])
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wiretape-profile-"))
-    b = bench_run.Bench(cfg, work)
+    b = Bench(cfg, work)
     if b.wiretape_reason and a.target.startswith("wiretape"):
         raise BenchError(b.wiretape_reason)
     stem = (f"{a.target}-{a.recordings}" if a.target in ("wiretape-startup", "wiretape-scale")
@@ -190,7 +193,7 @@ def profile(a: argparse.Namespace, pyspy: str) -> int:
     return 0
 
 
-def spy_under_load(a: argparse.Namespace, pyspy: str, cfg: bench_run.Config, pid: int,
+def spy_under_load(a: argparse.Namespace, pyspy: str, cfg: Config, pid: int,
                    url: str, script: Path, args: list[str], collapsed: Path) -> float:
     """Warm up, then py-spy the process while wrk drives it; returns the req/s seen."""
     run_wrk(url, script, args, a.connections, 2, cfg.load_cpu, cfg.cap(2))
@@ -212,11 +215,11 @@ def spy_under_load(a: argparse.Namespace, pyspy: str, cfg: bench_run.Config, pid
     return r.rps
 
 
-def profile_load(b: bench_run.Bench, a: argparse.Namespace, pyspy: str,
+def profile_load(b: Bench, a: argparse.Namespace, pyspy: str,
                  collapsed: Path) -> str:
     cfg = b.cfg
     b.prime()
-    if a.target in bench_run.LIVE:
+    if a.target in LIVE:
         b.start_origin(cfg.load_cpu)
     else:
         b.stop_origin()
@@ -224,7 +227,7 @@ def profile_load(b: bench_run.Bench, a: argparse.Namespace, pyspy: str,
     try:
         wait_answering(proc, port, f"http://{HOST}:{b.origin_port}/health", 200, 60)
         rps = spy_under_load(a, pyspy, cfg, proc.pid, f"http://{HOST}:{port}/",
-                             bench_run.BENCH / "mix.lua", [str(b.requests_lua), "absolute"],
+                             BENCH / "mix.lua", [str(b.requests_lua), "absolute"],
                              collapsed)
     finally:
         proc.stop(60)
@@ -232,23 +235,23 @@ def profile_load(b: bench_run.Bench, a: argparse.Namespace, pyspy: str,
             f"{rps:.0f} req/s under the profiler (py-spy --nonblocking at {a.rate} Hz)")
 
 
-def profile_scale(b: bench_run.Bench, a: argparse.Namespace, pyspy: str, work: Path,
+def profile_scale(b: Bench, a: argparse.Namespace, pyspy: str, work: Path,
                   collapsed: Path) -> str:
     """wiretape-startup: from process start until it answers (and shutdown);
     wiretape-scale: replay of random recorded keys of an N-recording tape under load."""
     cfg = b.cfg
     n = a.recordings
     url = f"sqlite:///{work / 'scale.db'}"
-    b.seed([(url, n)])
+    seed(b, [(url, n)])
     port = free_port()
-    proc = b.wiretape("scale", port, "replay", url, bench_run.SCALE_TAPE)
-    probe = f"http://{HOST}:{bench_run.SEED_PORT}/api/items/1?fields=all"
+    proc = b.wiretape("scale", port, "replay", url, SCALE_TAPE)
+    probe = f"http://{HOST}:{SEED_PORT}/api/items/1?fields=all"
     if a.target == "wiretape-scale":
         try:
             wait_answering(proc, port, probe, 200, 120)
             rps = spy_under_load(a, pyspy, cfg, proc.pid, f"http://{HOST}:{port}/",
-                                 bench_run.BENCH / "scale.lua",
-                                 [str(bench_run.SEED_PORT), str(n)], collapsed)
+                                 BENCH / "scale.lua",
+                                 [str(SEED_PORT), str(n)], collapsed)
         finally:
             proc.stop(60)
         return (f"wiretape replay of random keys of a {n}-recording tape (SQLite), "
