@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import _new_pg_database
+from tests.conftest import new_pg_database
 from tests.helpers import WIRETAPE_BIN, Reply
 
 
@@ -63,7 +63,7 @@ def test_an_edit_through_the_api_is_what_replay_serves(db_url, upstream, serve):
 
 
 def test_two_processes_on_one_postgresql_follow_a_mode_switch(pg_admin_url, upstream, serve):
-    url = _new_pg_database(pg_admin_url)
+    url = new_pg_database(pg_admin_url)
     upstream.route("GET /thing", lambda seen: Reply(200, {"n": len(upstream.seen)}))
     a = serve(url, "--tape", "shared")
     b = serve(url, "--tape", "shared")

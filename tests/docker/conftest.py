@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ def pg_database(pg_admin_url: str) -> str:
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[list[Wiretape]]:
+def started() -> Iterator[list[Wiretape]]:
     running: list[Wiretape] = []
     yield running
     for w in running:

@@ -30,7 +30,6 @@ def readme_section(title: str) -> str:
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else len(text)]
 
-SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def readme_yaml(key: str) -> dict[str, Any]:
