@@ -21,8 +21,9 @@ for name in json.loads(sys.argv[1]):
         failed[name] = f"{type(e).__name__}: {e}"
 print(json.dumps(failed))
 """
-# alembic's env.py runs a migration when imported: it is exercised by `wiretape db upgrade`
-RUN_ONLY_BY_ALEMBIC = {"wiretape.migrations.env"}
+# modules that run a program when imported: alembic's env.py (exercised by `wiretape db
+# upgrade`) and `python -m wiretape.cli` (run below)
+RUN_NOT_IMPORTED = {"wiretape.migrations.env", "wiretape.cli.__main__"}
 
 
 def module_names(files: set[str]) -> list[str]:
@@ -57,7 +58,7 @@ def test_the_sdist_holds_the_source_tree(artifacts: Artifacts):
 def test_every_module_imports_from_the_installed_wheel(artifacts: Artifacts, tmp_path):
     import json
 
-    names = [n for n in module_names(artifacts.wheel_files()) if n not in RUN_ONLY_BY_ALEMBIC]
+    names = [n for n in module_names(artifacts.wheel_files()) if n not in RUN_NOT_IMPORTED]
     out = run(artifacts.python, "-I", "-c", IMPORT_ALL, json.dumps(names), cwd=tmp_path)
     assert json.loads(out) == {}
     # and it is the installed copy that was imported, not this checkout
@@ -68,6 +69,8 @@ def test_every_module_imports_from_the_installed_wheel(artifacts: Artifacts, tmp
 
 def test_the_console_script_runs(artifacts: Artifacts, tmp_path):
     assert run(artifacts.bin / "wiretape", "--version", cwd=tmp_path).strip() \
+        == "wiretape, version 0.1.0"
+    assert run(artifacts.python, "-m", "wiretape.cli", "--version", cwd=tmp_path).strip() \
         == "wiretape, version 0.1.0"
     help_text = run(artifacts.bin / "wiretape", "serve", "--help", cwd=tmp_path)
     assert "--listen" in help_text and "WIRETAPE_MODE" in help_text

@@ -341,11 +341,13 @@ def test_inactive_without_a_mode(project: pytest.Pytester,
         def test_nothing_started_or_imported():
             expected = json.loads(os.environ["EXPECTED_ENV"])
             assert {v: os.environ.get(v) for v in expected} == expected
-            # the plugin's own modules are all of wiretape that got imported (other
-            # plugins in this venv import sqlalchemy, so that is no signal here)
+            # the plugin's own modules and the store's tape-name rule (plain Python) are
+            # all of wiretape that got imported (other plugins in this venv import
+            # sqlalchemy, so that is no signal here)
             ours = sorted(m for m in sys.modules if m.startswith("wiretape"))
             assert ours == ["wiretape", "wiretape.cli", "wiretape.cli.pytest_plugin",
-                            "wiretape.cli.pytest_plugin.tapes"]
+                            "wiretape.cli.pytest_plugin.tapes", "wiretape.storage",
+                            "wiretape.storage.errors", "wiretape.storage.names"]
             assert "mitmproxy" not in sys.modules
 
         def test_fixture_skips(wiretape):
