@@ -82,10 +82,12 @@ class _ApiServer(uvicorn.Server):
 
 
 def prepare_store(settings: ServeSettings, redactor: Redactor) -> None:
-    """Migrate, then publish this process's mode, tape and rules to the shared state."""
+    """Migrate (the schema, and the match keys of tapes an older wiretape recorded), then
+    publish this process's mode, tape and rules to the shared state."""
     db.ensure_current(settings.db)
     engine = db.make_engine(settings.db)
     try:
+        db.ensure_keys_current(engine)
         _publish(engine, settings, redactor)
     except DBAPIError as e:  # e.g. a read-only SQLite file already at the newest schema
         raise Unavailable(db.unavailable_message(settings.db, e)) from e

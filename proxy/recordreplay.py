@@ -11,7 +11,7 @@ from mitmproxy import http
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Request
-from wiretape.storage.matching import MatchRules, match_key
+from wiretape.storage.matching import MatchRules, header_values, match_keys
 from wiretape.storage.redact import Redactor
 
 from . import flows
@@ -62,8 +62,8 @@ class RecordReplay:
             return
         try:
             req = self.redactor.request(flows.request_of(flow))
-            key = match_key(req, rt.rules)
-            entry = rt.index.next(key, self.options.config.sequence)
+            key, fallback = match_keys(req, rt.rules)
+            entry = rt.index.next(key, self.options.config.sequence, req, fallback)
         except Exception as e:
             # an addon error would let mitmproxy forward the flow: replay must never reach
             # the network, so answer instead
@@ -136,8 +136,10 @@ class RecordReplay:
         rules stay as they are: a test suite repeats its misses (retries, polling), and
         each would otherwise cost queries and a diff against every candidate."""
         rt = self.rt
-        # explain() reports the host as sent; everything else it reads is in the key
-        cache_key = (rt.tape, key, req.host)
+        # explain() reports the host as sent and the content negotiation headers; everything
+        # else it reads is in the key
+        cache_key = (rt.tape, key, req.host, header_values(req.headers, "accept-encoding"),
+                     header_values(req.headers, "accept"))
         memo = rt.closest
         cached = memo.get(cache_key)
         if cached is not None:

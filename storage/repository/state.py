@@ -11,7 +11,7 @@ from .. import models as m
 from ..exchange import Request
 from ..matching import MatchRules, explain
 from ..times import utcnow
-from .rows import row_request
+from .rows import response_headers, row_request
 from .sql import insert_unless_present
 from .tapes import get_tape
 
@@ -82,7 +82,7 @@ def closest(
     # only what `explain` reads: the responses (often the bulk of a row) stay in the table
     base = select(R).options(load_only(
         R.id, R.url, R.match_key, R.method, R.scheme, R.host, R.port, R.target,
-        R.request_headers, R.request_body, R.http_version,
+        R.request_headers, R.request_body, R.http_version, R.response_headers,
     )).where(R.tape_id == tape.id)
     candidates: list[m.Recording] = []
     seen_keys: set[str] = set()
@@ -100,7 +100,8 @@ def closest(
             break
     scored = []
     for r in candidates:
-        diffs = explain(req, row_request(r), rules)
+        diffs = explain(req, row_request(r), rules,
+                        response_headers=response_headers(r.response_headers))
         scored.append((len(diffs), r.id, {"id": r.id, "url": r.url, "differences": diffs}))
     scored.sort(key=lambda t: (t[0], t[1]))
     return [d for _, _, d in scored[:n]]
