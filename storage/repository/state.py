@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, load_only
 
 from .. import models as m
 from ..exchange import Request
-from ..matching import MatchRules, explain
+from ..matching import MatchRules, explain, match_key
 from ..times import utcnow
 from .rows import response_headers, row_request
 from .sql import insert_unless_present
@@ -98,10 +98,14 @@ def closest(
                 candidates.append(r)
         if len(candidates) >= n:
             break
+    # a recording of the request's own key comes first: what kept it from being served
+    # (content negotiation, a sequence run out) is the nearest miss there is
+    own = match_key(req, rules)
     scored = []
     for r in candidates:
         diffs = explain(req, row_request(r), rules,
                         response_headers=response_headers(r.response_headers))
-        scored.append((len(diffs), r.id, {"id": r.id, "url": r.url, "differences": diffs}))
-    scored.sort(key=lambda t: (t[0], t[1]))
-    return [d for _, _, d in scored[:n]]
+        rank = (r.match_key != own, len(diffs), r.id)
+        scored.append((rank, {"id": r.id, "url": r.url, "differences": diffs}))
+    scored.sort(key=lambda t: t[0])
+    return [d for _, d in scored[:n]]
