@@ -83,7 +83,8 @@ def choose(entries: list[ReplayEntry], asked: Asked) -> list[ReplayEntry]:
     2. when the responses left have different content types, a recording made with the
        same Accept header comes first, then those whose type the request's Accept ranks
        highest; a type it refuses is not served;
-    3. then those with the most request headers equal to the request's.
+    3. then those whose request headers differ least from the request's (name and value,
+       either side).
     """
     if len(entries) == 1:
         only = entries[0]
@@ -103,7 +104,9 @@ def choose(entries: list[ReplayEntry], asked: Asked) -> list[ReplayEntry]:
             q = 2.0 if v.accept == asked.accept else accept_quality(asked.accept, v.media_type)
             if q <= 0:
                 continue
-        score = (q, len(v.headers & asked.headers))
+        # fewest headers that differ: a recording with headers the request lacks is no
+        # closer than one missing headers the request has
+        score = (q, -len(v.headers ^ asked.headers))
         if best is None or score > best:
             best, chosen = score, [e]
         elif score == best:
