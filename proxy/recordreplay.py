@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from email.utils import formatdate
 from typing import Any
 
 from mitmproxy import http
@@ -16,7 +17,7 @@ from wiretape.storage.redact import Redactor
 
 from . import flows
 from .metrics import OUTCOME, Outcome
-from .options import WiretapeOptions
+from .options import ReplayDate, WiretapeOptions
 from .state import Runtime
 from .timeout import TIMED_OUT
 from .writer import Writer
@@ -42,6 +43,7 @@ class RecordReplay:
         self.redactor = redactor
         self.writer = writer
         self.sessions = sessions
+        self._date_memo: tuple[int, bytes] = (0, b"")
 
     # -- the request path --------------------------------------------------------------
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -78,10 +80,19 @@ class RecordReplay:
         if entry.failure_kind is not None:
             flow.response = flows.failure_response(entry, flow.request.is_http2)
         else:
-            flow.response = flows.replayed_response(entry)
+            flow.response = flows.replayed_response(entry, self._date())
         flow.is_replay = "response"
         flow.metadata[OUTCOME] = Outcome.REPLAYED
         log.info("replayed #%d %s %s", entry.id, req.method, req.url)
+
+    def _date(self) -> bytes | None:
+        """--replay-date now: the time of day as a Date header (made once a second)."""
+        if self.options.config.replay_date is not ReplayDate.NOW:
+            return None
+        second = int(time.time())
+        if self._date_memo[0] != second:
+            self._date_memo = (second, formatdate(second, usegmt=True).encode("ascii"))
+        return self._date_memo[1]
 
     def _record(self, flow: http.HTTPFlow) -> None:
         flow.metadata[RECORD] = (self.rt.tape, time.time_ns())
