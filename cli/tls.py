@@ -1,11 +1,13 @@
 """Which certificates verify upstream TLS, for the proxy and for drift audits alike:
---upstream-ca, else SSL_CERT_FILE / SSL_CERT_DIR (as OpenSSL-based tools read them), else
-certifi's bundle (mitmproxy's and httpx's default)."""
+--upstream-ca, else SSL_CERT_FILE / SSL_CERT_DIR (as OpenSSL-based tools read them), else the
+system's store (where a company CA is usually installed), else certifi's bundle (mitmproxy's
+and httpx's own default)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,7 +73,7 @@ def _only_wiretape_ca(certs: list[x509.Certificate]) -> bool:
 def upstream_trust(ca_file: str | None, environ: Mapping[str, str] | None = None
                    ) -> UpstreamTrust:
     """What verifies upstream TLS. `ca_file` (--upstream-ca, already checked) wins; else
-    SSL_CERT_FILE and SSL_CERT_DIR, both if both are set; else certifi.
+    SSL_CERT_FILE and SSL_CERT_DIR, both if both are set; else the system store.
 
     An SSL_CERT_FILE that holds nothing but wiretape's own CA is what the README tells
     clients to set: a shell that exported it for them would otherwise make every upstream
@@ -90,6 +92,18 @@ def upstream_trust(ca_file: str | None, environ: Mapping[str, str] | None = None
     if folder is not None and not os.path.isdir(folder):
         raise TrustError(f"SSL_CERT_DIR {folder}: not a directory")
     if file is None and folder is None:
-        return UpstreamTrust(certifi.where())
+        return system_store()
     names = [n for n, v in (("SSL_CERT_FILE", file), ("SSL_CERT_DIR", folder)) if v]
     return UpstreamTrust(file, folder, " and ".join(names))
+
+
+def system_store() -> UpstreamTrust:
+    """OpenSSL's own default locations (Debian: /usr/lib/ssl/cert.pem, the system bundle),
+    where they exist; else certifi's bundle (a Python built with an OpenSSL of its own may
+    have none)."""
+    paths = ssl.get_default_verify_paths()
+    file = paths.openssl_cafile if os.path.isfile(paths.openssl_cafile) else None
+    folder = paths.openssl_capath if os.path.isdir(paths.openssl_capath) else None
+    if file is None and folder is None:
+        return UpstreamTrust(certifi.where())
+    return UpstreamTrust(file, folder, "system store")

@@ -74,7 +74,7 @@ def variant(entry: ReplayEntry, complete: bool) -> Variant:
 _PLAIN = Variant(frozenset())
 
 
-def choose(entries: list[ReplayEntry], asked: Asked) -> list[ReplayEntry]:
+def choose(entries: list[ReplayEntry], request: Request) -> list[ReplayEntry]:
     """The recordings of one key that fit the request best, in seq order (README, "Several
     recordings of one request"):
 
@@ -87,9 +87,13 @@ def choose(entries: list[ReplayEntry], asked: Asked) -> list[ReplayEntry]:
        either side).
     """
     if len(entries) == 1:
-        only = entries[0]
-        return entries if accepts_codings(asked.accept_encoding,
-                                          variant(only, False).codings) else []
+        # the common case, kept cheap: most recordings are not compressed
+        codings = variant(entries[0], False).codings
+        if not codings:
+            return entries
+        ae = header_values(request.headers, "accept-encoding")
+        return entries if accepts_codings(ae, codings) else []
+    asked = Asked(request)
     fitting = [e for e in entries
                if accepts_codings(asked.accept_encoding, variant(e, True).codings)]
     if len(fitting) < 2:
@@ -178,7 +182,7 @@ class ReplayIndex:
             key, entries = fallback, self._by_key.get(fallback)
         if not entries:
             return None
-        lst = entries if request is None else choose(entries, Asked(request))
+        lst = entries if request is None else choose(entries, request)
         if not lst:
             return None
         slot = (key, tuple(e.id for e in lst))

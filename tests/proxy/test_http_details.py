@@ -48,7 +48,7 @@ def test_upstream_ca_records_from_a_private_ca_upstream(db_url, serve, tmp_path)
     wiretape_ca = refused.confdir / "mitmproxy-ca-cert.pem"
     failed = get_json_over_h2(refused.proxy, wiretape_ca, url)
     refused.stop()
-    # verified as before: against certifi (or the system's SSL_CERT_FILE), which do not
+    # verified against the system's store (or SSL_CERT_FILE, or certifi), which does not
     # know the private CA: a TLS failure, recorded as one
     assert failed.status_code == 502 and b"Certificate verify failed" in failed.content
     [r] = stored_recordings(db_url, "strict")
@@ -97,7 +97,9 @@ def test_ssl_cert_file_is_honoured_but_never_wiretapes_own_ca(sqlite_url, serve,
     own = serve(sqlite_url, env={"SSL_CERT_FILE": str(wiretape_ca), "SSL_CERT_DIR": ""},
                 confdir=rec.confdir)
     assert "holds only wiretape's own CA" in own.log()
-    assert "(certifi)" in own.log()
+    verified_with = own.log().split("upstream TLS verified with ", 1)[1].splitlines()[0]
+    assert str(wiretape_ca) not in verified_with
+    assert verified_with.endswith(("(system store)", "(certifi)"))
     own.stop()
     origin.stop()
 
