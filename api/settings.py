@@ -26,3 +26,7 @@ class ApiSettings:
     # read-your-writes: waits (up to the seconds given) until the proxy's queued exchanges
     # and misses are stored; called before recordings and misses are read (None: no proxy)
     flush_writes: Callable[[float], bool] | None = None
+    # what audits verify upstream TLS with (serve's --upstream-ca, SSL_CERT_FILE/DIR); None:
+    # httpx's default
+    upstream_ca_file: str | None = None
+    upstream_ca_dir: str | None = None

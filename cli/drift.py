@@ -89,6 +89,9 @@ def diff(tape_a: str, tape_b: str, fmt: str, strict: bool, output: str | None, d
               help="re-record what drifted (the live answer replaces the recorded one)")
 @click.option("--upstream-insecure", is_flag=True, default=False,
               help="do not verify upstream TLS certificates")
+@click.option("--upstream-ca", default=None, envvar=env("upstream-ca"), show_envvar=True,
+              help="PEM bundle to verify upstream TLS with (else SSL_CERT_FILE/SSL_CERT_DIR, "
+                   "else certifi)")
 @click.option("--redact-header", multiple=True, envvar=env("redact-header"),
               help="with --refresh: more header names to redact (repeatable)")
 @click.option("--redact-query", multiple=True, envvar=env("redact-query"),
@@ -113,13 +116,16 @@ def audit(**kw: Any) -> None:
     from wiretape.storage.redact import Redactor
 
     from .flags import parse_header
+    from .tls import check_ca_file, upstream_trust
 
     tape = check_tape_name(kw["tape"])
     headers = tuple(parse_header(h) for h in kw["headers"])
+    ca = check_ca_file("--upstream-ca", kw["upstream_ca"]) if kw["upstream_ca"] else None
+    trust = upstream_trust(ca)
     options = AuditOptions(
         headers=headers, concurrency=kw["concurrency"], timeout=kw["timeout"],
         strict=kw["strict"], fail_on=DriftClass(kw["fail_on"].lower()), refresh=kw["refresh"],
-        verify_tls=not kw["upstream_insecure"],
+        verify_tls=not kw["upstream_insecure"], ca_file=trust.ca_file, ca_dir=trust.ca_dir,
     )
     redactor = Redactor.with_extra(split_names(kw["redact_header"]),
                                    split_names(kw["redact_query"]),

@@ -82,10 +82,12 @@ class _ApiServer(uvicorn.Server):
 
 
 def prepare_store(settings: ServeSettings, redactor: Redactor) -> None:
-    """Migrate, then publish this process's mode, tape and rules to the shared state."""
+    """Migrate (the schema, and the match keys of tapes an older wiretape recorded), then
+    publish this process's mode, tape and rules to the shared state."""
     db.ensure_current(settings.db)
     engine = db.make_engine(settings.db)
     try:
+        db.ensure_keys_current(engine)
         _publish(engine, settings, redactor)
     except DBAPIError as e:  # e.g. a read-only SQLite file already at the newest schema
         raise Unavailable(db.unavailable_message(settings.db, e)) from e
@@ -136,10 +138,13 @@ def mitm_options(settings: ServeSettings) -> dict[str, object]:
         mode=[mode],
         confdir=settings.confdir_path,
         ssl_insecure=settings.upstream_insecure,
+        ssl_verify_upstream_trusted_ca=settings.trust.ca_file,
+        ssl_verify_upstream_trusted_confdir=settings.trust.ca_dir,
         ignore_hosts=list(settings.ignore_hosts),
         wiretape_sequence=settings.sequence.value,
         wiretape_replay_latency=settings.replay_latency.ms,
         wiretape_replay_recorded_latency=settings.replay_latency.recorded,
+        wiretape_replay_date=settings.replay_date.value,
         wiretape_upstream_timeout=settings.upstream_timeout,
         # Replay must never reach the network: connect upstream only when a request is
         # really forwarded, and do not fetch upstream certificates to mint ours.
@@ -238,6 +243,8 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
             flush_writes=writer.flushed,
             proxy_address=str(proxy_address),
             admin_address=str(admin_address),
+            upstream_ca_file=settings.trust.ca_file,
+            upstream_ca_dir=settings.trust.ca_dir,
         )
     )
     server = _ApiServer(
@@ -258,6 +265,8 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
     stop_task = asyncio.create_task(stop.wait(), name="stop")
     # harnesses that pass port 0 read the real ports from this line (format documented in
     # the README) or from GET /api/health
+    if not settings.upstream_insecure:
+        log.info("upstream TLS verified with %s", settings.trust.describe())
     log.info(
         "wiretape %s: proxy on %s, admin API on http://%s, tape %s, store %s",
         settings.mode, proxy_address, admin_address, settings.tape,
@@ -300,7 +309,9 @@ class _AuditSchedule:
         self.task: asyncio.Task[None] | None = None
         if settings.audit_every is not None:
             options = AuditOptions(headers=settings.audit_headers,
-                                   verify_tls=not settings.upstream_insecure)
+                                   verify_tls=not settings.upstream_insecure,
+                                   ca_file=settings.trust.ca_file,
+                                   ca_dir=settings.trust.ca_dir)
             self.task = asyncio.create_task(
                 audit_every(sessions, settings.audit_every, options, self.runner, redactor),
                 name="audit-schedule",

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import click
-from wiretape.proxy.options import LATENCY_MS, UPSTREAM_TIMEOUT_S, check_range
+from wiretape.proxy.options import LATENCY_MS, UPSTREAM_TIMEOUT_S, ReplayDate, check_range
 from wiretape.storage import db
 from wiretape.storage.errors import InvalidInput, WiretapeError
 from wiretape.storage.exchange import Mode, OnMiss, SequencePolicy
@@ -27,6 +27,7 @@ from wiretape.storage.redact import Redactor
 
 from .errors import env
 from .flags import parse_duration, parse_header
+from .tls import UpstreamTrust, check_ca_file, upstream_trust
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -163,6 +164,10 @@ def _duration(flag: str, value: str) -> float:
     return parse_duration(value, flag)
 
 
+def _ca_file(flag: str, value: str) -> str | None:
+    return check_ca_file(flag, value) if value.strip() else None  # empty variable: not set
+
+
 def _header(flag: str, value: str) -> tuple[str, str]:
     return parse_header(value, flag)
 
@@ -177,6 +182,7 @@ SECONDS = FlagType("seconds", parse_timeout)
 DURATION = FlagType("duration", _duration)
 HEADER = FlagType("header", _header)
 BODY_PATH = FlagType("path", _prefixed(_body_path))
+CA_FILE = FlagType("file", _ca_file)
 
 
 class EnumChoice[E: StrEnum](click.Choice[str]):
@@ -246,9 +252,14 @@ class ServeSettings:
     # these --audit-header headers
     audit_every: float | None = None
     audit_headers: tuple[tuple[str, str], ...] = ()
+    # --upstream-ca: a PEM bundle to verify upstream TLS with (checked: it holds certificates)
+    upstream_ca: str | None = None
+    replay_date: ReplayDate = ReplayDate.RECORDED
     # the command line's matching rules; None when no matching flag is given (the tape
     # keeps its own)
     matching: MatchRules | None = field(init=False)
+    # what verifies upstream TLS: --upstream-ca, SSL_CERT_FILE/SSL_CERT_DIR or certifi
+    trust: UpstreamTrust = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.admin.is_loopback and not self.token:
@@ -267,6 +278,7 @@ class ServeSettings:
                 ignore_host=self.match_ignore_host,
             )
         object.__setattr__(self, "matching", matching)
+        object.__setattr__(self, "trust", upstream_trust(self.upstream_ca))
 
     @property
     def confdir_path(self) -> str:
@@ -301,6 +313,9 @@ SERVE_FLAGS = (
     opt("confdir", default="~/.wiretape", help="folder of the CA certificate and key"),
     opt("upstream-insecure", is_flag=True, default=False,
         help="do not verify upstream TLS certificates"),
+    opt("upstream-ca", type=CA_FILE, default=None,
+        help="PEM bundle to verify upstream TLS with (else SSL_CERT_FILE/SSL_CERT_DIR, "
+             "else certifi)"),
     opt("ignore-host", "ignore_hosts", type=REGEX, multiple=True,
         help="regex: tunnel these hosts untouched (repeatable)"),
     opt("redact-header", "redact_headers", multiple=True, callback=names,
@@ -311,6 +326,8 @@ SERVE_FLAGS = (
         help="more JSON fields to redact (repeatable)"),
     opt("replay-latency", type=LATENCY, default="none",
         help="replay delay: none, recorded or milliseconds"),
+    opt("replay-date", type=EnumChoice(ReplayDate), default="recorded",
+        help="Date header of replayed responses: recorded, or now (the replay time)"),
     opt("upstream-timeout", type=SECONDS, default="60",
         help="seconds to wait for an upstream's response head before failing (0: no limit)"),
     opt("ignore-query", multiple=True, callback=names,

@@ -17,7 +17,10 @@ def check_db_url(value: str) -> str:
 
 def open_store(url: str) -> Any:
     """An engine on the store, migrated first (like `serve`, these commands bring the schema
-    up to date, so they work on a new database file)."""
+    and the match keys up to date, so they work on a new database file and on recordings an
+    older wiretape made)."""
     url = check_db_url(url)
     db.ensure_current(url)
-    return db.make_engine(url)
+    engine = db.make_engine(url)
+    db.ensure_keys_current(engine)
+    return engine

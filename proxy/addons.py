@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
 
+from .expect import ExpectContinue
 from .metrics import Metrics
 from .options import WiretapeOptions
 from .recordreplay import RecordReplay
@@ -36,6 +37,7 @@ class Wiretape:
             self.options,  # first: the others read the config it parses
             self.state,
             ClientWorkarounds(),
+            ExpectContinue(),  # before record/replay: the request it sees is as sent
             self.record_replay,
             self.timeout,
             Metrics(self.state.rt),

@@ -91,17 +91,38 @@ def exchange_of(
     return Exchange(req, None, failure, captured_ns, max(0.0, (end - start) * 1000))
 
 
-def replayed_response(entry: ReplayEntry) -> http.Response:
-    """The recorded response, byte for byte, plus the Wiretape-Recording header."""
+# How HAR files and other tools spell protocol versions, as mitmproxy spells them (it tells
+# HTTP/2 and HTTP/3 responses by these exact strings)
+_VERSIONS = {
+    "h2": b"HTTP/2.0", "http/2": b"HTTP/2.0", "http/2.0": b"HTTP/2.0",
+    "h3": b"HTTP/3", "http/3": b"HTTP/3", "http/3.0": b"HTTP/3",
+    "http/1.1": b"HTTP/1.1", "http/1.0": b"HTTP/1.0", "": b"HTTP/1.1",
+}
+
+
+def wire_version(recorded: str) -> bytes:
+    return _VERSIONS.get(recorded.strip().lower()) or recorded.encode("latin-1")
+
+
+def replayed_response(entry: ReplayEntry, date: bytes | None = None) -> http.Response:
+    """The recorded response, byte for byte, plus the Wiretape-Recording header; with
+    `date`, a recorded Date header carries that value instead (--replay-date now).
+
+    The reason phrase is the recorded one. A response recorded over HTTP/2 or HTTP/3 has
+    none; sent to an HTTP/1 client, mitmproxy gives it the status's standard phrase, as it
+    does live.
+    """
     fields = entry.wire_headers
     if fields is None:  # built on the first replay of this recording, then kept
         fields = entry.wire_headers = (
             *((k.encode("latin-1"), v.encode("latin-1")) for k, v in entry.headers),
             (b"Wiretape-Recording", str(entry.id).encode()),
         )
+    if date is not None:
+        fields = tuple((k, date) if k.lower() == b"date" else (k, v) for k, v in fields)
     now = time.time()
     return http.Response(
-        http_version=entry.http_version.encode("latin-1") or b"HTTP/1.1",
+        http_version=wire_version(entry.http_version),
         status_code=entry.status or 502,
         reason=entry.reason.encode("latin-1"),
         headers=http.Headers(fields),

@@ -5,6 +5,7 @@ This is the only module that reads `ctx.options`; the other addons read `config`
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,13 @@ def check_range(name: str, value: float, bounds: tuple[float, float], unit: str)
     return float(value)
 
 
+class ReplayDate(enum.StrEnum):
+    """The Date header of a replayed response: as recorded, or the time it is replayed."""
+
+    RECORDED = "recorded"
+    NOW = "now"
+
+
 def check_sequence(name: str, value: str) -> SequencePolicy:
     try:
         return SequencePolicy(value)
@@ -47,6 +55,7 @@ class ProxyConfig:
     # mitmproxy's ignore_hosts: it tunnels such HTTPS untouched; plain HTTP to them we
     # forward without recording or replaying, so both schemes behave alike
     ignore_hosts: tuple[re.Pattern[str], ...] = ()
+    replay_date: ReplayDate = ReplayDate.RECORDED
 
 
 class WiretapeOptions:
@@ -75,6 +84,11 @@ class WiretapeOptions:
             "Seconds between checks of the shared store for mode, rule and tape changes.",
         )
         loader.add_option(
+            "wiretape_replay_date", str, ReplayDate.RECORDED.value,
+            "The Date header of replayed responses: recorded, or now (the replay time).",
+            choices=[d.value for d in ReplayDate],
+        )
+        loader.add_option(
             "wiretape_upstream_timeout", float, 60.0,
             "Seconds a forwarded request may wait for the upstream's response head; "
             "then it fails as a timeout (recorded, and replayed as one). 0: no limit.",
@@ -96,6 +110,7 @@ class WiretapeOptions:
                                              o.wiretape_upstream_timeout,
                                              UPSTREAM_TIMEOUT_S, "seconds"),
                 ignore_hosts=tuple(re.compile(x, re.IGNORECASE) for x in o.ignore_hosts),
+                replay_date=ReplayDate(o.wiretape_replay_date),
             )
         except (ValueError, re.error) as e:
             raise exceptions.OptionsError(str(e)) from e

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from email.utils import formatdate
 from typing import Any
 
 from mitmproxy import http
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Request
-from wiretape.storage.matching import MatchRules, match_key
+from wiretape.storage.matching import MatchRules, header_values, match_keys
 from wiretape.storage.redact import Redactor
 
 from . import flows
 from .metrics import OUTCOME, Outcome
-from .options import WiretapeOptions
+from .options import ReplayDate, WiretapeOptions
 from .state import Runtime
 from .timeout import TIMED_OUT
 from .writer import Writer
@@ -42,6 +43,7 @@ class RecordReplay:
         self.redactor = redactor
         self.writer = writer
         self.sessions = sessions
+        self._date_memo: tuple[int, bytes] = (0, b"")
 
     # -- the request path --------------------------------------------------------------
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -62,8 +64,8 @@ class RecordReplay:
             return
         try:
             req = self.redactor.request(flows.request_of(flow))
-            key = match_key(req, rt.rules)
-            entry = rt.index.next(key, self.options.config.sequence)
+            key, fallback = match_keys(req, rt.rules)
+            entry = rt.index.next(key, self.options.config.sequence, req, fallback)
         except Exception as e:
             # an addon error would let mitmproxy forward the flow: replay must never reach
             # the network, so answer instead
@@ -78,10 +80,19 @@ class RecordReplay:
         if entry.failure_kind is not None:
             flow.response = flows.failure_response(entry, flow.request.is_http2)
         else:
-            flow.response = flows.replayed_response(entry)
+            flow.response = flows.replayed_response(entry, self._date())
         flow.is_replay = "response"
         flow.metadata[OUTCOME] = Outcome.REPLAYED
         log.info("replayed #%d %s %s", entry.id, req.method, req.url)
+
+    def _date(self) -> bytes | None:
+        """--replay-date now: the time of day as a Date header (made once a second)."""
+        if self.options.config.replay_date is not ReplayDate.NOW:
+            return None
+        second = int(time.time())
+        if self._date_memo[0] != second:
+            self._date_memo = (second, formatdate(second, usegmt=True).encode("ascii"))
+        return self._date_memo[1]
 
     def _record(self, flow: http.HTTPFlow) -> None:
         flow.metadata[RECORD] = (self.rt.tape, time.time_ns())
@@ -136,8 +147,10 @@ class RecordReplay:
         rules stay as they are: a test suite repeats its misses (retries, polling), and
         each would otherwise cost queries and a diff against every candidate."""
         rt = self.rt
-        # explain() reports the host as sent; everything else it reads is in the key
-        cache_key = (rt.tape, key, req.host)
+        # explain() reports the host as sent and the content negotiation headers; everything
+        # else it reads is in the key
+        cache_key = (rt.tape, key, req.host, header_values(req.headers, "accept-encoding"),
+                     header_values(req.headers, "accept"))
         memo = rt.closest
         cached = memo.get(cache_key)
         if cached is not None:

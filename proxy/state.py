@@ -29,8 +29,8 @@ from .options import WiretapeOptions
 
 log = logging.getLogger(__name__)
 
-# (tape, match key, host) -> the closest recordings of that miss
-ClosestMemo = dict[tuple[str, str, str], list[dict[str, Any]]]
+# (tape, match key, host, accept-encoding, accept) -> the closest recordings of that miss
+ClosestMemo = dict[tuple[str, str, str, str | None, str | None], list[dict[str, Any]]]
 
 
 def reload_pause(load_seconds: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from importlib import resources
 from typing import Any
@@ -12,6 +13,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import InvalidInput, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class InvalidDatabaseURL(InvalidInput):
@@ -78,7 +81,7 @@ def alembic_config(url: str) -> Any:
 
 # The newest migration (tests/migrations checks it is alembic's head): a store already
 # there is opened without loading alembic, a third of `serve`'s start-up otherwise.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005_match_key_version"
 
 
 def stored_revision(url: str) -> str | None:
@@ -111,6 +114,31 @@ def ensure_current(url: str) -> None:
         why = "a file is in the way" if isinstance(e, FileExistsError) else e.strerror or e
         raise Unavailable(f"cannot create the folder {e.filename} for the SQLite "
                           f"database: {why}") from e
+
+
+def ensure_keys_current(engine: Engine) -> dict[str, int]:
+    """Re-key the tapes whose match keys an older wiretape computed (matching.KEY_VERSION),
+    one transaction per tape, so that recordings made before an upgrade still replay;
+    returns {tape: recordings whose key or seq changed}. Cheap when there is nothing to do
+    (one query). Safe when several processes open the store at once."""
+    from . import repository as repo
+
+    sessions = make_sessions(engine)
+    done: dict[str, int] = {}
+    try:
+        with sessions() as s:
+            names = repo.outdated_tapes(s)
+        for name in names:
+            with sessions.begin() as s:
+                changed = repo.rekey_outdated_tape(s, name)
+            if changed is not None:
+                done[name] = changed
+                log.info("tape %s: match keys recomputed for this version of wiretape "
+                         "(%d recordings changed key or seq)", name, changed)
+    except DBAPIError as e:
+        raise Unavailable(unavailable_message(engine.url.render_as_string(
+            hide_password=False), e)) from e
+    return done
 
 
 def unavailable_message(url: str, e: DBAPIError) -> str:

@@ -68,6 +68,9 @@ class Tape(Base):
     # bumped on every change to the tape's recordings or rules; replay indexes poll it
     revision: Mapped[int] = mapped_column(Integer, default=0)
     matching: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the matching.KEY_VERSION its recordings' match keys were computed with (0005): a store
+    # opened by a newer wiretape re-keys the tapes behind (repository.rekey_outdated_tapes)
+    key_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # noise patterns given by hand (drift/noise.py), e.g. "response.body.timestamp"
     noise: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # noise found by drift audits (0003): {endpoint: [patterns]}; None until the first audit

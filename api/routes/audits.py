@@ -35,7 +35,8 @@ def start_audit(
     options = AuditOptions(
         headers=tuple(req.headers.items()), concurrency=req.concurrency,
         timeout=req.timeout, strict=req.strict, fail_on=req.fail_on, refresh=req.refresh,
-        verify_tls=req.verify_tls,
+        verify_tls=req.verify_tls, ca_file=settings.upstream_ca_file,
+        ca_dir=settings.upstream_ca_dir,
     )
     audit = TapeAudit.begin(sessions, name, options, trigger=AuditTrigger.API,
                             redactor=settings.redactor, on_change=settings.notifier.changed)

@@ -29,6 +29,10 @@ class AuditOptions:
     fail_on: DriftClass = DEFAULT_FAIL_ON
     refresh: bool = False
     verify_tls: bool = True
+    # CA certificates to verify with (a PEM bundle, a hashed folder); none: httpx's default
+    # (certifi, or SSL_CERT_FILE / SSL_CERT_DIR)
+    ca_file: str | None = None
+    ca_dir: str | None = None
     # how many recordings per endpoint (safe methods only) get a second live answer to learn
     # noise from, and the least time between the two (so second-resolution timestamps differ)
     noise_probes: int = 1

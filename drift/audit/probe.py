@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Sequence
 
@@ -74,6 +75,16 @@ async def send(client: httpx.AsyncClient, req: Request,
     return Exchange(req, response, None, started_ns, ms)
 
 
+def verification(options: AuditOptions) -> ssl.SSLContext | bool:
+    """How live answers' TLS is verified: not at all, against the CA the proxy verifies
+    upstreams with (serve's --upstream-ca), or as httpx does by default."""
+    if not options.verify_tls:
+        return False
+    if options.ca_file or options.ca_dir:
+        return ssl.create_default_context(cafile=options.ca_file, capath=options.ca_dir)
+    return True
+
+
 async def probe(
     targets: Sequence[Target],
     options: AuditOptions,
@@ -89,7 +100,7 @@ async def probe(
                           max_keepalive_connections=options.concurrency)
     # An explicit transport: HTTP_PROXY and friends are not used (they often point at
     # wiretape itself), while SSL_CERT_FILE / SSL_CERT_DIR still name a private CA.
-    transport = httpx.AsyncHTTPTransport(verify=options.verify_tls, trust_env=True,
+    transport = httpx.AsyncHTTPTransport(verify=verification(options), trust_env=True,
                                          limits=limits)
     async with httpx.AsyncClient(transport=transport, timeout=options.timeout,
                                  follow_redirects=False) as client:

@@ -44,7 +44,7 @@ from .recordings import (
     tape_items,
     tape_recordings,
 )
-from .replay import ReplayEntry, replay_entries
+from .replay import ReplayEntry, Variant, replay_entries
 from .rows import exchange_row, row_exchange, row_request
 from .state import (
     STATE_ID,
@@ -67,7 +67,9 @@ from .tapes import (
     ensure_tape,
     get_tape,
     list_tapes,
+    outdated_tapes,
     recompute_keys,
+    rekey_outdated_tape,
     require_tape,
     set_matching,
     tape_rules,
@@ -77,14 +79,15 @@ from .tapes import (
 
 __all__ = [
     "BY_CAPTURE", "BY_KEY", "STATE_ID", "AuditNotFound", "RecordingFilter", "RecordingNotFound",
-    "RecordingSummary", "ReplayEntry", "TapeExists", "TapeNotFound", "TapeSummary",
+    "RecordingSummary", "ReplayEntry", "TapeExists", "TapeNotFound", "TapeSummary", "Variant",
     "add_audit_results", "add_detected_noise", "add_exchanges", "add_miss", "audit_results",
     "closest", "copy_tape", "count_recordings", "create_audit", "create_tape",
     "delete_recording", "delete_recordings", "delete_tape", "empty_tape", "endpoint_recordings",
     "ensure_tape", "exchange_row", "finish_audit", "get_audit", "get_recording", "get_state",
     "get_tape", "import_exchanges", "init_state", "last_audit_started",
     "latest_audit_summaries", "list_audits", "list_misses", "list_recordings", "list_tapes",
-    "recompute_keys", "recording_history", "recordings", "replace_response", "replay_entries",
+    "outdated_tapes", "recompute_keys", "recording_history", "recordings", "rekey_outdated_tape",
+    "replace_response", "replay_entries",
     "require_tape", "reset_sequences", "row_exchange", "row_request", "set_matching",
     "set_state", "set_tape_noise", "tape_freshness", "tape_items", "tape_noise",
     "tape_recordings", "tape_rules", "tape_summary", "touch_tape",

@@ -13,6 +13,17 @@ from .. import models as m
 from .tapes import get_tape
 
 
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """What replay reads of a recording to choose among the recordings of one key."""
+
+    codings: frozenset[str]  # content codings a request must accept to be served this one
+    media_type: str = ""  # of the recorded response
+    accept: str | None = None  # the recorded request's Accept header
+    headers: frozenset[tuple[str, str]] = frozenset()  # recorded request headers, for ties
+    complete: bool = False  # False: only `codings` is filled in (a key's only recording)
+
+
 @dataclass(slots=True, eq=False)
 class ReplayEntry:
     """What replay needs of a recording, loaded once into the in-memory index.
@@ -33,15 +44,28 @@ class ReplayEntry:
     failure_kind: str | None
     failure_message: str
     duration_ms: float
+    # the recorded request's headers, as JSON text until first needed (like the response's):
+    # content negotiation and tie-breaks between recordings of one key read them
+    raw_request_headers: str | Sequence[Sequence[str]] = ()
     # the proxy's encoded form of the headers, kept once it has been built
     wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
+    # what choosing among the recordings of one key reads (storage/replay.py), once built
+    variant: Variant | None = None
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
         """Decoded on each call: the proxy keeps only the encoded form (`wire_headers`)."""
         h = self.raw_headers
-        pairs = json.loads(h) if isinstance(h, str) else h
-        return tuple((str(k), str(v)) for k, v in pairs or ())
+        return _pairs(h)
+
+    @property
+    def request_headers(self) -> tuple[tuple[str, str], ...]:
+        return _pairs(self.raw_request_headers)
+
+
+def _pairs(h: str | Sequence[Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    pairs = json.loads(h) if isinstance(h, str) else h
+    return tuple((str(k), str(v)) for k, v in pairs or ())
 
 
 def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
@@ -58,7 +82,7 @@ def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
         select(
             c.id, c.match_key, c.seq, c.status, c.reason, c.response_http_version,
             cast(c.response_headers, Text), c.response_body, c.failure_kind,
-            c.failure_message, c.duration_ms,
+            c.failure_message, c.duration_ms, cast(c.request_headers, Text),
         )
         .where(c.tape_id == tape.id)
     )  # unordered: ReplayIndex puts each key's recordings in seq order

@@ -21,6 +21,11 @@ def _headers_out(headers: Iterable[Sequence[str]]) -> Headers:
     return tuple((str(k), str(v)) for k, v in headers)
 
 
+def response_headers(stored: Iterable[Sequence[str]] | None) -> Headers:
+    """A recording's response headers as stored (a failure has none)."""
+    return _headers_out(stored or ())
+
+
 def _search_text(ex: Exchange, limit: int = 65536) -> str:
     parts = []
     for headers, body in (

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session, load_only
 
 from .. import models as m
 from ..exchange import Request
-from ..matching import MatchRules, explain
+from ..matching import MatchRules, explain, match_key
 from ..times import utcnow
-from .rows import row_request
+from .rows import response_headers, row_request
 from .sql import insert_unless_present
 from .tapes import get_tape
 
@@ -82,7 +82,7 @@ def closest(
     # only what `explain` reads: the responses (often the bulk of a row) stay in the table
     base = select(R).options(load_only(
         R.id, R.url, R.match_key, R.method, R.scheme, R.host, R.port, R.target,
-        R.request_headers, R.request_body, R.http_version,
+        R.request_headers, R.request_body, R.http_version, R.response_headers,
     )).where(R.tape_id == tape.id)
     candidates: list[m.Recording] = []
     seen_keys: set[str] = set()
@@ -98,9 +98,14 @@ def closest(
                 candidates.append(r)
         if len(candidates) >= n:
             break
+    # a recording of the request's own key comes first: what kept it from being served
+    # (content negotiation, a sequence run out) is the nearest miss there is
+    own = match_key(req, rules)
     scored = []
     for r in candidates:
-        diffs = explain(req, row_request(r), rules)
-        scored.append((len(diffs), r.id, {"id": r.id, "url": r.url, "differences": diffs}))
-    scored.sort(key=lambda t: (t[0], t[1]))
-    return [d for _, _, d in scored[:n]]
+        diffs = explain(req, row_request(r), rules,
+                        response_headers=response_headers(r.response_headers))
+        rank = (r.match_key != own, len(diffs), r.id)
+        scored.append((rank, {"id": r.id, "url": r.url, "differences": diffs}))
+    scored.sort(key=lambda t: t[0])
+    return [d for _, d in scored[:n]]

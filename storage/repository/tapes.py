@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from .. import models as m
 from ..errors import Conflict, NotFound
-from ..matching import MatchRules, match_key
+from ..matching import KEY_VERSION, MatchRules, match_key
 from ..times import as_utc, utcnow
 from .rows import row_request
 from .sql import insert_unless_present
@@ -40,7 +40,8 @@ def ensure_tape(s: Session, name: str, matching: dict[str, Any] | None = None) -
     """Create the tape if it is missing; safe when several processes race to create it."""
     now = utcnow()
     insert_unless_present(s, m.Tape, {"name": name, "created_at": now, "updated_at": now,
-                                      "revision": 0, "matching": matching or {}, "noise": []},
+                                      "revision": 0, "matching": matching or {}, "noise": [],
+                                      "key_version": KEY_VERSION},
                           key="name")
     return require_tape(s, name)
 
@@ -74,6 +75,7 @@ def empty_tape(s: Session, name: str) -> int:
         return 0
     touch_tape(s, tape.id)
     result = s.execute(delete(m.Recording).where(m.Recording.tape_id == tape.id))
+    tape.key_version = KEY_VERSION  # no recording left with an older key
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -96,6 +98,7 @@ def copy_tape(s: Session, name: str, to: str) -> m.Tape:
         raise TapeExists(f"tape {to!r} already exists")
     dst = ensure_tape(s, to, dict(src.matching or {}))
     dst.noise = list(src.noise or [])
+    dst.key_version = src.key_version  # the keys are copied as they are
     touch_tape(s, dst.id)
     R = m.Recording
     cols = [getattr(R, c) for c in _COPIED]
@@ -122,14 +125,18 @@ def set_matching(s: Session, name: str, rules: MatchRules) -> int:
 
 
 def recompute_keys(s: Session, tape_name: str) -> int:
-    """Re-key every recording of a tape under its current rules and renumber `seq`."""
+    """Re-key every recording of a tape under its current rules (and this version of the
+    keys) and renumber `seq`; returns how many recordings changed key or seq."""
     tape = require_tape(s, tape_name)
     touch_tape(s, tape.id)
     rules = MatchRules.from_dict(tape.matching)
+    R = m.Recording
     rows = s.scalars(
-        select(m.Recording).where(m.Recording.tape_id == tape.id).order_by(
-            m.Recording.captured_ns, m.Recording.id
-        )
+        # what a key is computed from, not the responses (often the bulk of a row)
+        select(R).options(load_only(
+            R.id, R.match_key, R.seq, R.captured_ns, R.method, R.scheme, R.host, R.port,
+            R.target, R.request_headers, R.request_body, R.http_version,
+        )).where(R.tape_id == tape.id).order_by(R.captured_ns, R.id)
     ).all()
     counters: dict[str, int] = {}
     changed = 0
@@ -140,8 +147,29 @@ def recompute_keys(s: Session, tape_name: str) -> int:
         if r.match_key != key or r.seq != seq:
             r.match_key, r.seq = key, seq
             changed += 1
+    tape.key_version = KEY_VERSION
     s.flush()
     return changed
+
+
+def outdated_tapes(s: Session) -> list[str]:
+    """Tapes whose match keys an older wiretape computed (see matching.KEY_VERSION)."""
+    return list(s.scalars(select(m.Tape.name).where(m.Tape.key_version < KEY_VERSION)
+                          .order_by(m.Tape.name)))
+
+
+def rekey_outdated_tape(s: Session, name: str) -> int | None:
+    """Re-key one tape if its keys are still older than this wiretape's (another process
+    may have done it meanwhile: the tape's row is locked first); returns how many
+    recordings changed, or None if there was nothing to do."""
+    tape = get_tape(s, name)
+    if tape is None:
+        return None
+    touch_tape(s, tape.id)  # the tape's write lock, then read its version again
+    s.refresh(tape)
+    if tape.key_version >= KEY_VERSION:
+        return None
+    return recompute_keys(s, name)
 
 
 @dataclass(frozen=True, slots=True)

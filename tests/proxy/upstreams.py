@@ -59,6 +59,55 @@ def self_signed_cert(folder: Path, name: str = "origin") -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+
+
+def private_ca(folder: Path, name: str = "Private Test CA") -> tuple[Path, Path, Path]:
+    """A CA of our own and a server certificate it signed for localhost and 127.0.0.1, as a
+    company CA or a TLS-inspecting proxy makes them: (ca.pem, server-cert.pem,
+    server-key.pem)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "origin.test")]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "ca.pem", folder / "server-cert.pem", folder / "server-key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, paths[2])
+    return paths
+
+
 Route = Callable[["Handler"], None]
 
 
@@ -123,14 +172,19 @@ class _Server(ThreadingHTTPServer):
 class Origin:
     """A real HTTP(S) server on a free loopback port; `connections` counts TCP accepts."""
 
-    def __init__(self, tls_dir: Path | None = None) -> None:
+    def __init__(self, tls_dir: Path | None = None,
+                 cert: tuple[Path, Path] | None = None) -> None:
+        """HTTPS with a self-signed certificate made in `tls_dir`, or with `cert` (cert.pem,
+        key.pem) given; plain HTTP without either."""
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, str, list[tuple[str, str]]]] = []
         self.connections = 0
         self.tls: ssl.SSLContext | None = None
         self.cert: Path | None = None
-        if tls_dir is not None:
-            self.cert, key = self_signed_cert(tls_dir)
+        if tls_dir is not None and cert is None:
+            cert = self_signed_cert(tls_dir)
+        if cert is not None:
+            self.cert, key = cert
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls.load_cert_chain(self.cert, key)
         self.server = _Server(("127.0.0.1", 0), Handler)
