@@ -1,4 +1,4 @@
-"""`Expect: 100-continue` forwarded as the client sent it, with no 100 made up for HTTP/2.
+"""`Expect: 100-continue` forwarded to the origin as the client sent it.
 
 mitmproxy answers the expectation itself: once a request's headers are in (after the
 `requestheaders` hook) it sends `100 Continue` to the client and drops the header, so the
@@ -7,10 +7,10 @@ state_wait_for_request_headers). It reads the whole body before forwarding, so t
 cannot answer the expectation in time anyway (mitmproxy issue #1721); what the client needs
 is to send its body promptly. So:
 
-- an HTTP/1 client still gets mitmproxy's 100 (it may wait for one before sending the body),
-  and the header is put back before the request is forwarded and recorded;
-- an HTTP/2 client gets no 100 at all, where mitmproxy would add one the origin never sent;
-  the header is put back the same way.
+- the client, HTTP/1 or HTTP/2, still gets mitmproxy's one 100 (it may wait for one before
+  sending its body: curl over HTTP/2 waits a second without it; an origin that honours the
+  expectation sends the same 100 directly), and the header is put back before the request
+  is forwarded and recorded, so the origin sees it and the recording keeps it.
 
 An origin that sees the header may answer `100 Continue` before its response. mitmproxy
 takes an HTTP/1 upstream's interim (1xx) response for the final one (issue #2229; its
@@ -41,9 +41,8 @@ class ExpectContinue:
         request = flow.request
         if not _expects_continue(request):
             return
+        # mitmproxy drops the header once it has sent its 100: keep it to put back
         flow.metadata[EXPECT] = request.headers.fields
-        if request.is_http2 or request.is_http3:
-            request.headers.pop("expect")  # so mitmproxy sends no 100 of its own
 
     def request(self, flow: http.HTTPFlow) -> None:
         fields = flow.metadata.pop(EXPECT, None)

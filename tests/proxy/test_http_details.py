@@ -156,9 +156,11 @@ def test_expect_100_continue_reaches_the_origin_and_replays(db_url, serve, tmp_p
     assert json.loads(h1) == {"expect": "100-continue", "bytes": big.stat().st_size}
     assert json.loads(h2) == {"expect": "100-continue", "bytes": 4000}
     assert "> Expect: 100-continue" in h1_log and "< HTTP/1.1 100 Continue" in h1_log
-    # HTTP/2: no interim response made up by the proxy
-    assert "> expect: 100-continue" in h2_log and "< HTTP/2 100" not in h2_log
+    # HTTP/2: exactly one interim 100, so the client sends its body without waiting for
+    # its own timeout (curl waits a second without one), then the origin's answer
+    assert "> expect: 100-continue" in h2_log and h2_log.count("< HTTP/2 100") == 1
     assert "< HTTP/2 200" in h2_log
+    assert h1_log.count("< HTTP/1.1 100 Continue") == 1
     recorded = stored_recordings(db_url)
     assert [dict((k.lower(), v) for k, v in r.request_headers)["expect"] for r in recorded
             ] == ["100-continue", "100-continue"]
@@ -171,7 +173,7 @@ def test_expect_100_continue_reaches_the_origin_and_replays(db_url, serve, tmp_p
                                 "--upload-file", str(small),
                                 "--header", "Expect: 100-continue")
     assert (again1, again2) == (h1, h2)
-    assert "< HTTP/2 100" not in log2
+    assert log2.count("< HTTP/2 100") == 1
 
 
 # -- reason phrases -----------------------------------------------------------------------
