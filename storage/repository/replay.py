@@ -10,6 +10,7 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from .. import models as m
+from ..exchange import Stream
 from .tapes import get_tape
 
 
@@ -33,6 +34,11 @@ class ReplayEntry:
     failure_kind: str | None
     failure_message: str
     duration_ms: float
+    # a streamed response's timings as the JSON text the store holds (None: not streamed);
+    # decoded when first replayed, like the headers
+    raw_stream: str | Stream | None = None
+    external: bool = False  # `body` is empty: the store keeps it in parts (a big body)
+    size: int = 0  # of the response body
     # the proxy's encoded form of the headers, kept once it has been built
     wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
 
@@ -42,6 +48,13 @@ class ReplayEntry:
         h = self.raw_headers
         pairs = json.loads(h) if isinstance(h, str) else h
         return tuple((str(k), str(v)) for k, v in pairs or ())
+
+    @property
+    def stream(self) -> Stream | None:
+        s = self.raw_stream
+        if isinstance(s, str):
+            s = self.raw_stream = Stream.from_json(json.loads(s))
+        return s
 
 
 def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
@@ -58,7 +71,8 @@ def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
         select(
             c.id, c.match_key, c.seq, c.status, c.reason, c.response_http_version,
             cast(c.response_headers, Text), c.response_body, c.failure_kind,
-            c.failure_message, c.duration_ms,
+            c.failure_message, c.duration_ms, cast(c.response_stream, Text),
+            c.response_external.is_not(None), c.response_size,
         )
         .where(c.tape_id == tape.id)
     )  # unordered: ReplayIndex puts each key's recordings in seq order
