@@ -8,7 +8,6 @@ in parts of PART_SIZE bytes, and replay reads it back a part at a time.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -167,7 +166,3 @@ def sse_events(text: str) -> list[dict[str, Any]]:
             current[name] = int(value)
     dispatch()
     return events
-
-
-def events_json(events: list[dict[str, Any]]) -> str:
-    return json.dumps(events, ensure_ascii=False)

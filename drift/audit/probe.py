@@ -46,11 +46,20 @@ def failure_kind(e: Exception) -> FailureKind:
     return FailureKind.ERROR
 
 
+def read_limit(recorded: Exchange) -> int | None:
+    """How much of the live body to read: as much as the recording holds when it is a
+    stream stored before its end (an endless watch stream would never end here either)."""
+    resp = recorded.response
+    if resp is None or resp.stream is None or resp.stream.truncated is None:
+        return None
+    return resp.size
+
+
 async def send(client: httpx.AsyncClient, req: Request,
-               extra: Sequence[tuple[str, str]] = ()) -> Exchange:
+               extra: Sequence[tuple[str, str]] = (), limit: int | None = None) -> Exchange:
     """One live exchange for a recorded request. The exchange keeps the recorded request
     (never the extra headers); the response body is kept as sent (not decoded), like the
-    proxy records it."""
+    proxy records it; with a `limit`, only its first `limit` bytes are read."""
     started_ns = time.time_ns()
     t0 = time.perf_counter()
     try:
@@ -60,7 +69,14 @@ async def send(client: httpx.AsyncClient, req: Request,
                              content=req.body or None)
         resp = await client.send(live, stream=True)
         try:
-            body = b"".join([chunk async for chunk in resp.aiter_raw()])
+            pieces: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_raw():
+                pieces.append(chunk)
+                size += len(chunk)
+                if limit is not None and size >= limit:
+                    break
+            body = b"".join(pieces)[:limit]
         finally:
             await resp.aclose()
     except httpx.HTTPError as e:
@@ -99,7 +115,8 @@ async def probe(
             if delay > 0:
                 await asyncio.sleep(delay)
             async with sem:
-                ex = await send(client, t.exchange.request, options.headers)
+                ex = await send(client, t.exchange.request, options.headers,
+                                read_limit(t.exchange))
             answers[t.id].append(ex)
             done_at[t.id] = time.monotonic()
             tick(1)

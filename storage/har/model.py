@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..exchange import FailureKind, split_url
+from ..exchange import FailureKind, Truncation, split_url
 from ..headers import check_value, is_method, is_token
 from ..matching import MatchRules
 from ..times import as_utc
@@ -194,6 +194,16 @@ class FailureDoc(_Model):
         return kind
 
 
+class StreamDoc(_Model):
+    """A streamed response's timings: when the head came and each chunk (offset ms since
+    the request, size in bytes of the body as stored), and why it ended early if it did."""
+
+    headMs: float = Field(default=0.0, ge=0, le=MAX_DURATION_MS)  # noqa: N815
+    chunks: list[tuple[Annotated[float, Field(ge=0, le=MAX_DURATION_MS)],
+                       Annotated[int, Field(ge=0)]]] = []
+    truncated: Truncation | None = None
+
+
 class EntryExtra(_Model):
     """What wiretape keeps of an entry under `_wiretape`."""
 
@@ -202,6 +212,7 @@ class EntryExtra(_Model):
     note: Text = ""
     requestBody: ExactBody | None = None  # noqa: N815
     responseBody: ExactBody | None = None  # noqa: N815
+    stream: StreamDoc | None = None
 
 
 def _started(value: Any) -> Any:

@@ -29,6 +29,7 @@ from ..exchange import (
     Headers,
     Request,
     Response,
+    Stream,
     header_value,
     split_url,
 )
@@ -144,7 +145,12 @@ def _exchange(i: int, e: Entry) -> Exchange:
         raise HarError(f"{where}.response.status {resp.status} must be between 100 and 999")
     headers, body = _body(_headers(resp.headers), resp.content, extra.responseBody,
                           f"{where}.response.content")
-    response = Response(resp.status, headers, body, resp.statusText[:255], resp.httpVersion)
+    stream = None
+    if extra.stream is not None:
+        doc = extra.stream
+        stream = Stream(doc.headMs, tuple(doc.chunks), doc.truncated)
+    response = Response(resp.status, headers, body, resp.statusText[:255], resp.httpVersion,
+                        stream=stream)
     return Exchange(request, response, None, captured_ns, duration, extra.note)
 
 
