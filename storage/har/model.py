@@ -199,9 +199,24 @@ class StreamDoc(_Model):
     the request, size in bytes of the body as stored), and why it ended early if it did."""
 
     headMs: float = Field(default=0.0, ge=0, le=MAX_DURATION_MS)  # noqa: N815
-    chunks: list[tuple[Annotated[float, Field(ge=0, le=MAX_DURATION_MS)],
-                       Annotated[int, Field(ge=0)]]] = []
-    truncated: Truncation | None = None
+    chunks: list[list[float]] = []  # [offset ms, size]
+    truncated: str | None = None
+
+    @field_validator("truncated")
+    @classmethod
+    def _truncated(cls, why: str | None) -> str | None:
+        if why is not None and why not in set(Truncation):
+            raise ValueError(f"{why!r} must be one of {', '.join(Truncation)} (or null)")
+        return why
+
+    @field_validator("chunks")
+    @classmethod
+    def _chunks(cls, chunks: list[list[float]]) -> list[list[float]]:
+        for c in chunks:
+            if (len(c) != 2 or not 0 <= c[0] <= MAX_DURATION_MS or c[1] < 0
+                    or c[1] != int(c[1])):
+                raise ValueError("must be a list of [offset ms, size] pairs")
+        return chunks
 
 
 class EntryExtra(_Model):

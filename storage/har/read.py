@@ -30,6 +30,7 @@ from ..exchange import (
     Request,
     Response,
     Stream,
+    Truncation,
     header_value,
     split_url,
 )
@@ -148,7 +149,8 @@ def _exchange(i: int, e: Entry) -> Exchange:
     stream = None
     if extra.stream is not None:
         doc = extra.stream
-        stream = Stream(doc.headMs, tuple(doc.chunks), doc.truncated)
+        stream = Stream(doc.headMs, tuple((o, int(n)) for o, n in doc.chunks),
+                        Truncation(doc.truncated) if doc.truncated else None)
     response = Response(resp.status, headers, body, resp.statusText[:255], resp.httpVersion,
                         stream=stream)
     return Exchange(request, response, None, captured_ns, duration, extra.note)
