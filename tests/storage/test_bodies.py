@@ -188,3 +188,19 @@ def test_downgrade_puts_big_bodies_back_inline(new_db_url) -> None:
         assert repo.get_recording(s, rid).response_body == BIG
         assert json.dumps(repo.get_recording(s, rid).response_stream) == "null"
     engine.dispose()
+
+
+def test_a_har_export_holds_a_big_body_whole_and_imports_it_back(db_url) -> None:
+    from wiretape.storage import har
+
+    engine = db.make_engine(db_url)
+    sessions = db.make_sessions(engine)
+    with sessions.begin() as s:
+        repo.add_exchanges(s, "t", [big_exchange()])
+    with sessions() as s:
+        text = "".join(har.TapeExport(s, "t", creator_version="0"))
+    [back] = har.loads(text).exchanges
+    assert back.response is not None and back.response.big is None
+    assert back.response.body == BIG  # base64 in the file, the bytes back
+    assert back.response.stream is not None and back.response.stream.size == len(BIG)
+    engine.dispose()
