@@ -18,7 +18,14 @@ from . import flows
 from .metrics import OUTCOME, Outcome
 from .options import WiretapeOptions
 from .state import Runtime
-from .streams import CAPTURE, Capture, StreamReplay, replays_as_stream, should_stream
+from .streams import (
+    CAPTURE,
+    Capture,
+    StreamReplay,
+    UpstreamThrottle,
+    replays_as_stream,
+    should_stream,
+)
 from .timeout import TIMED_OUT
 from .writer import Writer
 
@@ -179,7 +186,8 @@ class RecordReplay:
         if not should_stream(flow.request, resp):
             return
         if RECORD in flow.metadata:
-            capture = Capture(flow.request.timestamp_start, resp.timestamp_start or time.time())
+            capture = Capture(flow.request.timestamp_start, resp.timestamp_start or time.time(),
+                              UpstreamThrottle(flow))
             flow.metadata[CAPTURE] = capture
             resp.stream = capture
             self.streaming[flow.id] = flow

@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from mitmproxy import http
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,7 @@ from wiretape.storage.bodies import (
 from wiretape.storage.exchange import BigBody, Stream, Truncation
 
 from . import flows
+from .workarounds import connection_handler
 
 log = logging.getLogger(__name__)
 
@@ -71,30 +73,67 @@ def should_stream(request: http.Request, response: http.Response) -> bool:
         return True
 
 
+class Throttle(Protocol):
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...  # called from another thread
+
+
+class UpstreamThrottle:
+    """Stops reading from a flow's upstream connection while its body's spool catches up
+    with the disk (mitmproxy's own backpressure covers only slow clients). mitmproxy's
+    reader may resume the socket when it drains its buffer; the next chunk then pauses
+    it again, so at most a buffer more comes in meanwhile."""
+
+    def __init__(self, flow: http.HTTPFlow) -> None:
+        self.loop = asyncio.get_running_loop()
+        handler = connection_handler(flow.client_conn)
+        io = handler.transports.get(flow.server_conn) if handler is not None else None
+        writer = io.writer if io is not None else None
+        self.transport: asyncio.BaseTransport | None = (
+            writer.transport if isinstance(writer, asyncio.StreamWriter) else None)
+
+    def pause(self) -> None:
+        t = self.transport
+        if isinstance(t, asyncio.ReadTransport) and not t.is_closing() and t.is_reading():
+            t.pause_reading()
+
+    def resume(self) -> None:
+        self.loop.call_soon_threadsafe(self._resume)
+
+    def _resume(self) -> None:
+        t = self.transport
+        if isinstance(t, asyncio.ReadTransport) and not t.is_closing() and not t.is_reading():
+            t.resume_reading()
+
+
 class Capture:
     """`flow.response.stream` of a recorded response: each chunk goes on to the client
     unchanged and is kept with its arrival time, in memory up to BIG_BODY bytes, then in
-    a spool file."""
+    a spool file (pausing the upstream while the disk lags, with `throttle`)."""
 
-    def __init__(self, started: float, head_at: float) -> None:
+    def __init__(self, started: float, head_at: float, throttle: Throttle | None = None) -> None:
         self.started = started  # when the request was sent (epoch seconds)
         self.head_ms = max(0.0, (head_at - started) * 1000)
         self.chunks: list[tuple[float, int]] = []
         self.pieces: list[bytes] = []
         self.size = 0
         self.spool: SpooledBody | None = None
+        self.throttle = throttle
 
     def __call__(self, data: bytes) -> bytes:
         if data:  # mitmproxy calls with b"" at the end
             self.chunks.append(((time.time() - self.started) * 1000, len(data)))
             self.size += len(data)
             if self.spool is None and self.size > BIG_BODY:
-                self.spool = SpooledBody()
+                throttle = self.throttle
+                self.spool = SpooledBody(throttle.resume if throttle is not None else None)
                 for piece in self.pieces:
                     self.spool.write(piece)
                 self.pieces = []
             if self.spool is not None:
-                self.spool.write(data)
+                if self.spool.write(data) and self.throttle is not None:
+                    self.throttle.pause()
             else:
                 self.pieces.append(data)
         return data

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
@@ -35,37 +35,65 @@ def _pool() -> ThreadPoolExecutor:
         return _spool_pool
 
 
+SPOOL_BACKLOG = 16 * 1024 * 1024  # bytes queued for the disk before the source should pause
+SPOOL_RESUME = 4 * 1024 * 1024  # ... and resume once the queue is down to this
+
+
 class SpooledBody:
     """A body being captured into an anonymous temporary file.
 
     `write` is called on the event loop and only queues the bytes; the spool thread writes
     them and keeps the SHA-256. The writer thread reads the parts back (`parts`, which
     waits for the queued writes) and `close`s the spool once stored.
+
+    A disk slower than the network (a busy machine flushing its page cache) would let the
+    queue, and memory, grow with the body: `write` returns True once more than `backlog`
+    bytes wait, and `on_drained` is called (on the spool thread) once they are down to
+    `resume`, so the caller can stop reading from its source meanwhile.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_drained: Callable[[], None] | None = None,
+                 backlog: int = SPOOL_BACKLOG, resume: int = SPOOL_RESUME) -> None:
         self.size = 0
         self.preview = b""
+        self.on_drained = on_drained
+        self._backlog, self._resume = backlog, resume
+        self._pending = 0
+        self._throttled = False
+        self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._sha = hashlib.sha256()
         self._last: Future[None] | None = None
         self._closed = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> bool:
+        """Queue `data`; True when the queue is over its backlog (pause the source)."""
         if not data:
-            return
+            return False
         if len(self.preview) < PREVIEW_SIZE:
             self.preview += data[: PREVIEW_SIZE - len(self.preview)]
         self.size += len(data)
+        with self._lock:
+            self._pending += len(data)
+            if self._pending > self._backlog:
+                self._throttled = True
+            throttled = self._throttled
         self._last = _pool().submit(self._write, data)
+        return throttled
 
     def _write(self, data: bytes) -> None:
-        if self._closed:
-            return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="wiretape-body-")
-        self._file.write(data)
-        self._sha.update(data)
+        if not self._closed:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="wiretape-body-")
+            self._file.write(data)
+            self._sha.update(data)
+        with self._lock:
+            self._pending -= len(data)
+            drained = self._throttled and self._pending <= self._resume
+            if drained:
+                self._throttled = False
+        if drained and self.on_drained is not None:
+            self.on_drained()
 
     def flushed(self) -> None:
         """Wait until every queued write is in the file (blocking: not on the event loop)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from mitmproxy import http
 from mitmproxy.test import tutils
 from wiretape.proxy.streams import BodyCache, Capture, should_stream
-from wiretape.storage.bodies import BIG_BODY
+from wiretape.storage import bodies
+from wiretape.storage.bodies import BIG_BODY, SPOOL_BACKLOG
 from wiretape.storage.exchange import Truncation
 
 
@@ -62,3 +65,33 @@ def test_the_body_cache_is_bounded() -> None:
     cache.put((3, "c"), b"12345")  # over capacity: the least recently used goes
     assert cache.get((1, "a")) is None and cache.get((3, "c")) == b"12345"
     assert cache.size == 5
+
+
+class FakeThrottle:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.resumed = threading.Event()
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+        self.resumed.set()
+
+
+def test_a_capture_pauses_the_upstream_while_its_spool_lags_behind_the_disk() -> None:
+    throttle = FakeThrottle()
+    cap = Capture(started=0.0, head_at=0.0, throttle=throttle)
+    disk = threading.Event()
+    bodies._pool().submit(disk.wait, 20)  # the disk takes nothing for now
+    piece = b"z" * (1024 * 1024)
+    n = (BIG_BODY + SPOOL_BACKLOG) // len(piece) + 2
+    for _ in range(n):
+        cap(piece)
+    assert "pause" in throttle.calls and "resume" not in throttle.calls
+    disk.set()
+    assert throttle.resumed.wait(20)
+    _, _, big = cap.result(None)
+    assert big is not None and big.size == n * len(piece)
+    cap.discard()

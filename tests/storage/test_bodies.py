@@ -73,6 +73,26 @@ def test_a_spool_keeps_the_body_its_digest_and_its_first_bytes() -> None:
     spool.close()
 
 
+def test_a_spool_behind_the_disk_asks_its_source_to_pause_until_it_caught_up() -> None:
+    import threading
+
+    from wiretape.storage import bodies
+
+    drained = threading.Event()
+    spool = SpooledBody(drained.set, backlog=100, resume=40)
+    disk = threading.Event()
+    bodies._pool().submit(disk.wait, 20)  # a disk that does not take writes for now
+    assert spool.write(b"x" * 60) is False
+    assert spool.write(b"x" * 60) is True  # 120 bytes waiting: pause
+    assert spool.write(b"x" * 10) is True  # still paused until it has caught up
+    assert not drained.is_set()
+    disk.set()
+    assert drained.wait(10)  # called once it is down to 40 bytes or fewer
+    assert b"".join(spool.parts()) == b"x" * 130
+    assert spool.write(b"y") is False
+    spool.close()
+
+
 def test_chunks_are_cut_from_a_body_or_its_parts() -> None:
     assert list(chunk_bytes(b"abcdefgh", [3, 2])) == [b"abc", b"de", b"fgh"]
     assert list(chunk_bytes([b"ab", b"cdef", b"g"], [3, 3, 1])) == [b"abc", b"def", b"g"]
