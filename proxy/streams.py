@@ -35,7 +35,7 @@ from wiretape.storage.bodies import (
     PART_SIZE,
     SpooledBody,
     chunk_bytes,
-    is_event_stream,
+    is_streamed,
     stream_sizes,
 )
 from wiretape.storage.exchange import BigBody, Stream, Truncation
@@ -55,22 +55,10 @@ PARTS_PER_READ = 4
 
 
 def should_stream(request: http.Request, response: http.Response) -> bool:
-    """Whether a response is passed on as it arrives instead of whole: an event stream, one
-    of unknown length (chunked, read until close, HTTP/2 without Content-Length) or a body
-    over BIG_BODY. Bodiless answers never are."""
-    status = response.status_code
-    if request.method.upper() == "HEAD" or status < 200 or status in (204, 304):
-        return False
-    if is_event_stream(tuple((k.decode("latin-1"), v.decode("latin-1"))
-                             for k, v in response.headers.fields)):
-        return True
-    length = response.headers.get("content-length")
-    if length is None:
-        return True
-    try:
-        return int(length) > BIG_BODY
-    except ValueError:
-        return True
+    """storage.bodies.is_streamed for a mitmproxy flow."""
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
+                    for k, v in response.headers.fields)
+    return is_streamed(request.method, response.status_code, headers)
 
 
 class Throttle(Protocol):
@@ -120,9 +108,10 @@ class Capture:
         self.size = 0
         self.spool: SpooledBody | None = None
         self.throttle = throttle
+        self.taken = False  # `result` was called: what comes after is not stored
 
     def __call__(self, data: bytes) -> bytes:
-        if data:  # mitmproxy calls with b"" at the end
+        if data and not self.taken:  # mitmproxy calls with b"" at the end
             self.chunks.append(((time.time() - self.started) * 1000, len(data)))
             self.size += len(data)
             if self.spool is None and self.size > BIG_BODY:
@@ -140,6 +129,7 @@ class Capture:
 
     def result(self, truncated: Truncation | None) -> tuple[bytes, Stream, BigBody | None]:
         """(body, stream, big body): the body in memory, or b"" and the spooled big body."""
+        self.taken = True
         stream = Stream(self.head_ms, tuple(self.chunks), truncated)
         if self.spool is None:
             return b"".join(self.pieces), stream, None

@@ -158,6 +158,23 @@ def is_event_stream(headers: Headers) -> bool:
     return ctype.split(";", 1)[0].strip().lower() == "text/event-stream"
 
 
+def is_streamed(method: str, status: int, headers: Headers) -> bool:
+    """Whether a response is passed on (and stored) as the chunks it comes in rather than
+    whole: an event stream, one of unknown length (chunked, read until the upstream closes,
+    HTTP/2 without Content-Length) or a body over BIG_BODY. Bodiless answers never are."""
+    if method.upper() == "HEAD" or status < 200 or status in (204, 304):
+        return False
+    if is_event_stream(headers):
+        return True
+    length = header_value(headers, "content-length")
+    if length is None:
+        return True
+    try:
+        return int(length) > BIG_BODY
+    except ValueError:
+        return True
+
+
 def sse_events(text: str) -> list[dict[str, Any]]:
     """A text/event-stream body as its events (WHATWG HTML, "event stream interpretation"):
     each `{"data": ...}` with `event`, `id` and `retry` when given. `data` that is a JSON

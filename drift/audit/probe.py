@@ -7,7 +7,17 @@ import time
 from collections.abc import Callable, Sequence
 
 import httpx
-from wiretape.storage.exchange import Exchange, Failure, FailureKind, Headers, Request, Response
+from wiretape.storage.bodies import is_streamed
+from wiretape.storage.exchange import (
+    Exchange,
+    Failure,
+    FailureKind,
+    Headers,
+    Request,
+    Response,
+    Stream,
+    Truncation,
+)
 from wiretape.storage.headers import HOP_BY_HOP
 from wiretape.storage.redact import REDACTED
 
@@ -68,11 +78,14 @@ async def send(client: httpx.AsyncClient, req: Request,
         live = httpx.Request(req.method, req.url, headers=request_headers(req, extra),
                              content=req.body or None)
         resp = await client.send(live, stream=True)
+        head_ms = (time.perf_counter() - t0) * 1000
         try:
             pieces: list[bytes] = []
+            chunks: list[tuple[float, int]] = []  # as the proxy keeps a streamed answer's
             size = 0
             async for chunk in resp.aiter_raw():
                 pieces.append(chunk)
+                chunks.append(((time.perf_counter() - t0) * 1000, len(chunk)))
                 size += len(chunk)
                 if limit is not None and size >= limit:
                     break
@@ -86,7 +99,13 @@ async def send(client: httpx.AsyncClient, req: Request,
     ms = (time.perf_counter() - t0) * 1000
     headers: Headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
                              for k, v in resp.headers.raw)
-    response = Response(resp.status_code, headers, body, resp.reason_phrase, resp.http_version)
+    stream = None
+    if is_streamed(req.method, resp.status_code, headers) and chunks:
+        # a refresh re-records it with its chunks, as the proxy would have
+        truncated = Truncation.CLIENT if limit is not None and size >= limit else None
+        stream = Stream(head_ms, tuple(chunks), truncated).fitted(len(body))
+    response = Response(resp.status_code, headers, body, resp.reason_phrase, resp.http_version,
+                        stream=stream)
     return Exchange(req, response, None, started_ns, ms)
 
 

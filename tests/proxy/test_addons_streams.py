@@ -46,6 +46,11 @@ def test_a_capture_passes_chunks_on_and_spools_what_outgrows_memory() -> None:
     body, stream, big = cap.result(None)
     assert body == b"first" and big is None
     assert stream.head_ms == 250.0 and [n for _, n in stream.chunks] == [5]
+    cap(b"late")  # after the result was taken (wiretape stopping): passed on, not kept
+    assert cap.size == 5
+
+    cap = Capture(started=100.0, head_at=100.25)
+    cap(b"first")
     for _ in range(3):  # past BIG_BODY: what was in memory moves to the spool with the rest
         assert cap(piece) is piece
     assert cap.pieces == [] and cap.spool is not None

@@ -24,6 +24,7 @@ import pytest
 from wiretape.storage import models as m
 from wiretape.storage.bodies import BIG_BODY, PART_SIZE
 
+from tests.drift.support import generous_durations, run
 from tests.helpers import Serve, stored_recordings, wait_for
 from tests.proxy.upstreams import Handler, Origin, RawServer, read_request_head
 
@@ -386,3 +387,20 @@ def test_big_bodies_are_stored_in_parts_and_replayed_byte_for_byte(sqlite_url, s
     whole = rep.api("GET", f"/api/recordings/{stored['/big'].id}/body")
     assert whole.status_code == 200 and sha(whole.content) == sha(BIG)
     assert json.loads(json.dumps(detail["chunks"][0]))["offset_ms"] >= 0
+
+
+def test_an_audit_of_an_endless_stream_reads_as_far_as_the_recording_went(sqlite_url, serve):
+    origin = Streaming()
+    rec = serve(sqlite_url)
+    with rec.client() as c, c.stream("GET", f"{origin.url}/endless") as r:
+        assert len(read_events(r.iter_lines(), 3)) == 3
+    wait_for(lambda: len(rows(sqlite_url)) == 1, what="the stream to be stored")
+    assert rec.stop() == 0
+    generous_durations(sqlite_url)
+    # the live stream never ends: the audit reads as much as was recorded and compares that
+    done = run("audit", "--tape", "default", "--db", sqlite_url, "--format", "json",
+               "--timeout", "5")
+    origin.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert result["verdict"] == "ok" and result["live_status"] == 200
