@@ -56,9 +56,9 @@ PARTS_PER_READ = 4
 
 def should_stream(request: http.Request, response: http.Response) -> bool:
     """storage.bodies.is_streamed for a mitmproxy flow."""
-    headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
-                    for k, v in response.headers.fields)
-    return is_streamed(request.method, response.status_code, headers)
+    h = response.headers
+    return is_streamed(request.method, response.status_code, h.get("content-type"),
+                       h.get("content-length"))
 
 
 class Throttle(Protocol):
@@ -265,11 +265,14 @@ class StreamReplay:
         entry = job.entry
         stream = entry.stream
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        offsets = [o for o, _ in stream.chunks] if stream is not None else []
+        size = entry.size if entry.external else len(entry.body)
+        # (offset, size) of each chunk to send; a big body without a stream goes in parts
+        plan = ([(o, n) for o, n in stream.fitted(size).chunks if n > 0]
+                if stream is not None else [(0.0, n) for n in stream_sizes(None, size)])
         i = 0
-        async for chunk in self._chunks(entry):
-            if job.paced and i < len(offsets):
-                wait = job.started + offsets[i] / 1000 - time.monotonic()
+        async for chunk in self._chunks(entry, [n for _, n in plan]):
+            if job.paced and i < len(plan):
+                wait = job.started + plan[i][0] / 1000 - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
             i += 1
@@ -289,8 +292,9 @@ class StreamReplay:
                 pass
         return False
 
-    async def _chunks(self, entry: repo.ReplayEntry) -> AsyncIterator[bytes]:
-        sizes = stream_sizes(entry.stream, entry.size if entry.external else len(entry.body))
+    async def _chunks(self, entry: repo.ReplayEntry, sizes: list[int]) -> AsyncIterator[bytes]:
+        """The body cut into `sizes` (they add up to it): from the index, the cache, or the
+        store a few parts at a time."""
         if not entry.external:
             for chunk in chunk_bytes(entry.body, sizes):
                 yield chunk

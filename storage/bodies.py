@@ -153,20 +153,25 @@ def stream_sizes(stream: Stream | None, size: int) -> list[int]:
 
 # -- server-sent events -------------------------------------------------------------------
 
+def _event_stream_type(ctype: str | None) -> bool:
+    return (ctype or "").split(";", 1)[0].strip().lower() == "text/event-stream"
+
+
 def is_event_stream(headers: Headers) -> bool:
-    ctype = header_value(headers, "content-type") or ""
-    return ctype.split(";", 1)[0].strip().lower() == "text/event-stream"
+    return _event_stream_type(header_value(headers, "content-type"))
 
 
-def is_streamed(method: str, status: int, headers: Headers) -> bool:
+def is_streamed(method: str, status: int, content_type: str | None,
+                content_length: str | None) -> bool:
     """Whether a response is passed on (and stored) as the chunks it comes in rather than
     whole: an event stream, one of unknown length (chunked, read until the upstream closes,
-    HTTP/2 without Content-Length) or a body over BIG_BODY. Bodiless answers never are."""
+    HTTP/2 without Content-Length) or a body over BIG_BODY. Bodiless answers never are.
+    Takes the response's Content-Type and Content-Length headers (None if absent)."""
     if method.upper() == "HEAD" or status < 200 or status in (204, 304):
         return False
-    if is_event_stream(headers):
+    if _event_stream_type(content_type):
         return True
-    length = header_value(headers, "content-length")
+    length = content_length
     if length is None:
         return True
     try:

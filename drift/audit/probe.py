@@ -17,6 +17,7 @@ from wiretape.storage.exchange import (
     Response,
     Stream,
     Truncation,
+    header_value,
 )
 from wiretape.storage.headers import HOP_BY_HOP
 from wiretape.storage.redact import REDACTED
@@ -100,7 +101,8 @@ async def send(client: httpx.AsyncClient, req: Request,
     headers: Headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
                              for k, v in resp.headers.raw)
     stream = None
-    if is_streamed(req.method, resp.status_code, headers) and chunks:
+    if chunks and is_streamed(req.method, resp.status_code, header_value(
+            headers, "content-type"), header_value(headers, "content-length")):
         # a refresh re-records it with its chunks, as the proxy would have
         truncated = Truncation.CLIENT if limit is not None and size >= limit else None
         stream = Stream(head_ms, tuple(chunks), truncated).fitted(len(body))
