@@ -254,7 +254,10 @@ class StreamReplay:
                 if not await self._send(job, reader, writer):
                     return
         except OSError:
-            return
+            return  # mitmproxy hung up: the client left
+        except Exception:
+            # the client gets a broken response, as from an upstream that failed mid-body
+            log.exception("replaying a stream failed")
         finally:
             self._writers.discard(writer)
             writer.close()  # after what is written has gone out (a truncated stream's end)
