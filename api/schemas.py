@@ -15,7 +15,7 @@ from wiretape.drift.audit.report import AuditReport
 from wiretape.drift.changes import ChangeKind
 from wiretape.drift.kinds import DEFAULT_FAIL_ON, DriftClass, ReportFormat
 from wiretape.drift.tapes import TapeEntry
-from wiretape.storage.exchange import FailureKind, Mode, OnMiss
+from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Truncation
 from wiretape.storage.headers import HEADER_VALUE_PATTERN, METHOD_MAX, TOKEN_PATTERN
 from wiretape.storage.names import TAPE_NAME_HELP, TAPE_NAME_MAX, TAPE_NAME_PATTERN
 
@@ -147,12 +147,36 @@ class RequestOut(BaseModel):
     body: Body
 
 
+class ChunkOut(BaseModel):
+    """One chunk of a streamed response as it arrived."""
+
+    index: int
+    offset_ms: float = Field(description="when it arrived, in ms since the request was sent")
+    size: int = Field(description="bytes, as they came (still compressed if the body is)")
+    encoding: Literal["text", "base64"] | None = Field(
+        default=None, description="how `content` is given; null when it is not shown (a chunk "
+        "over 4 KiB, or of a body too big to show)")
+    content: str | None = None
+
+
 class ResponseOut(BaseModel):
     status: int
     reason: str
     http_version: str
     headers: list[tuple[str, str]]
     body: Body
+    size: int = Field(0, description="bytes of the body as stored (still compressed if it is)")
+    body_complete: bool = Field(
+        True, description="false when `body` shows only the first 64 KiB of a body too big "
+        "to show whole; GET /api/recordings/{id}/body gives all of it")
+    chunks: list[ChunkOut] | None = Field(
+        default=None, description="a streamed response's chunks in order, with when each "
+        "came; null when the response was not streamed")
+    head_ms: float | None = Field(
+        default=None, description="streamed: when the head came, in ms since the request")
+    truncated: Truncation | None = Field(
+        default=None, description="streamed: why it was stored before its end (client: the "
+        "client left; shutdown: wiretape stopped; upstream: the upstream broke off)")
 
 
 class FailureOut(BaseModel):

@@ -1,8 +1,9 @@
 """What changed between two exchanges, part by part, as paths of storage/paths.py's grammar.
 
 Headers are compared by lower-case name (repeated values joined ", "); bodies decoded:
-JSON structurally, text by lines (the line number in A for removed and changed lines, in B
-for added ones), anything else by digest. Pure code: no mitmproxy, FastAPI or SQLAlchemy.
+JSON structurally, server-sent events as a list of events, text by lines (the line number in
+A for removed and changed lines, in B for added ones), anything else, and bodies too big to
+hold in memory, by digest. Pure code: no mitmproxy, FastAPI or SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepdiff import DeepDiff
+from wiretape.storage.bodies import is_event_stream, sse_events
 from wiretape.storage.codec import body_view, decoded_body
-from wiretape.storage.exchange import Exchange, FailureKind, Headers, Request
+from wiretape.storage.exchange import Exchange, FailureKind, Headers, Request, Response
 from wiretape.storage.headers import HOP_BY_HOP, connection_tokens
 from wiretape.storage.paths import Token, Wild, format_path
 
@@ -175,9 +177,16 @@ def _header_changes(prefix: tuple[str, ...], a: Headers, b: Headers) -> list[Cha
 
 
 def _body_content(headers: Headers, body: bytes) -> tuple[str, Any]:
-    """("empty", None) | ("json", value) | ("text", str) | ("binary", "sha256:…")."""
+    """("empty", None) | ("json", value) | ("events", [event, …]) | ("text", str) |
+    ("binary", "sha256:…"). An event stream is its list of events (storage/bodies.py), so
+    two streams compare event by event and field by field."""
     if not body:
         return ("empty", None)
+    if is_event_stream(headers):
+        try:
+            return ("events", sse_events(decoded_body(headers, body).decode("utf-8")))
+        except UnicodeDecodeError:
+            pass
     view = body_view(headers, body)  # the same JSON/text/binary call the API shows people
     if view["encoding"] == "json":
         return ("json", view["content"])
@@ -255,7 +264,7 @@ def _body_changes(
         return [_change(prefix, ChangeKind.REMOVED, va, None, Compared.BODY)]
     if ka != kb:
         return [_change(prefix, ChangeKind.TYPE_CHANGED, va, vb, Compared.BODY)]
-    if ka == "json":
+    if ka in ("json", "events"):
         return _json_changes(prefix, va, vb)
     if ka == "text":
         return _text_changes(prefix, va, vb)
@@ -302,8 +311,23 @@ def _response_changes(a: Exchange, b: Exchange) -> list[Change]:
         out.append(_change(status, ChangeKind.VALUE_CHANGED, ra.status, rb.status,
                            Compared.STATUS))
     out += _header_changes(("response", "headers"), ra.headers, rb.headers)
-    out += _body_changes(("response", "body"), ra.headers, ra.body, rb.headers, rb.body)
+    if ra.big is not None or rb.big is not None:
+        out += _big_body_changes(("response", "body"), ra, rb)
+    else:
+        out += _body_changes(("response", "body"), ra.headers, ra.body, rb.headers, rb.body)
     return out
+
+
+def _raw_digest(r: Response) -> str:
+    return f"sha256:{r.big.digest() if r.big is not None else hashlib.sha256(r.body).hexdigest()}"
+
+
+def _big_body_changes(prefix: tuple[str, ...], a: Response, b: Response) -> list[Change]:
+    """A body too big to hold in memory is compared by the digest of its stored bytes."""
+    da, db = _raw_digest(a), _raw_digest(b)
+    if da == db:
+        return []
+    return [_change(prefix, ChangeKind.VALUE_CHANGED, da, db, Compared.DIGEST)]
 
 
 def _request_changes(a: Request, b: Request) -> list[Change]:

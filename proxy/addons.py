@@ -11,6 +11,7 @@ from .metrics import Metrics
 from .options import WiretapeOptions
 from .recordreplay import RecordReplay
 from .state import StateFollower
+from .streams import StreamReplay
 from .timeout import UpstreamTimeout
 from .workarounds import ClientWorkarounds
 from .writer import Writer
@@ -30,14 +31,17 @@ class Wiretape:
                  notifier: Notifier | None = None) -> None:
         self.options = WiretapeOptions()
         self.state = StateFollower(sessions, self.options, notifier)
+        self.streams = StreamReplay(sessions)
         self.record_replay = RecordReplay(self.state.rt, self.options, redactor, writer,
-                                          sessions)
+                                          sessions, self.streams)
         self.timeout = UpstreamTimeout(self.options)
         self.addons: list[object] = [
             self.options,  # first: the others read the config it parses
             self.state,
             ClientWorkarounds(),
             ExpectContinue(),  # before record/replay: the request it sees is as sent
+            # before record/replay: a streamed replay's head is put back in place first
+            self.streams,
             self.record_replay,
             self.timeout,
             Metrics(self.state.rt),

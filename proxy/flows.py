@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 from mitmproxy import http, version
 
 # The error page mitmproxy itself sends when an upstream fails (private module, but the page
 # must be byte-identical to the live one; tests/proxy/test_failures.py compares them).
 from mitmproxy.proxy.layers.http._base import format_error
-from wiretape.storage.exchange import Exchange, Failure, FailureKind, Request, Response
+from wiretape.storage.exchange import (
+    BigBody,
+    Exchange,
+    Failure,
+    FailureKind,
+    Request,
+    Response,
+    Stream,
+)
 from wiretape.storage.repository import ReplayEntry
 
 
@@ -104,9 +113,22 @@ def wire_version(recorded: str) -> bytes:
     return _VERSIONS.get(recorded.strip().lower()) or recorded.encode("latin-1")
 
 
-def replayed_response(entry: ReplayEntry, date: bytes | None = None) -> http.Response:
+def streamed_exchange_of(flow: http.HTTPFlow, captured_ns: int, body: bytes, stream: Stream,
+                         big: BigBody | None) -> Exchange:
+    """A streamed response as captured (proxy/streams.py: Capture), to its end or as far as
+    it went (`stream.truncated`): its head, and the chunks in place of a body."""
+    assert flow.response is not None
+    response = replace(response_of(flow.response), body=body, stream=stream, big=big)
+    start = flow.request.timestamp_start
+    end = (flow.response.timestamp_end if stream.truncated is None else None) or time.time()
+    return Exchange(request_of(flow), response, None, captured_ns, max(0.0, (end - start) * 1000))
+
+
+def replayed_response(entry: ReplayEntry, date: bytes | None = None,
+                      streamed: bool = False) -> http.Response:
     """The recorded response, byte for byte, plus the Wiretape-Recording header; with
-    `date`, a recorded Date header carries that value instead (--replay-date now).
+    `date`, a recorded Date header carries that value instead (--replay-date now); only its
+    head when `streamed` (the body follows as chunks, proxy/streams.py).
 
     The reason phrase is the recorded one. A response recorded over HTTP/2 or HTTP/3 has
     none; sent to an HTTP/1 client, mitmproxy gives it the status's standard phrase, as it
@@ -126,10 +148,10 @@ def replayed_response(entry: ReplayEntry, date: bytes | None = None) -> http.Res
         status_code=entry.status or 502,
         reason=entry.reason.encode("latin-1"),
         headers=http.Headers(fields),
-        content=entry.body,
+        content=None if streamed else entry.body,
         trailers=None,
         timestamp_start=now,
-        timestamp_end=now,
+        timestamp_end=None if streamed else now,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from mitmproxy import http
 from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage import repository as repo
-from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Request
+from wiretape.storage.exchange import FailureKind, Mode, OnMiss, Request, Truncation
 from wiretape.storage.matching import MatchRules, header_values, match_keys
 from wiretape.storage.redact import Redactor
 
@@ -19,6 +19,14 @@ from . import flows
 from .metrics import OUTCOME, Outcome
 from .options import ReplayDate, WiretapeOptions
 from .state import Runtime
+from .streams import (
+    CAPTURE,
+    Capture,
+    StreamReplay,
+    UpstreamThrottle,
+    replays_as_stream,
+    should_stream,
+)
 from .timeout import TIMED_OUT
 from .writer import Writer
 
@@ -26,6 +34,11 @@ log = logging.getLogger(__name__)
 
 RECORD = "wiretape.record"  # flow.metadata key: (tape, captured_ns) for flows to store
 CLOSEST_MEMO_SIZE = 1024  # distinct misses whose closest recordings are kept
+_TRUNCATION_WHY = {
+    Truncation.CLIENT: "the client left",
+    Truncation.SHUTDOWN: "wiretape stopped",
+    Truncation.UPSTREAM: "the upstream broke off",
+}
 
 
 class RecordReplay:
@@ -37,13 +50,18 @@ class RecordReplay:
     """
 
     def __init__(self, rt: Runtime, options: WiretapeOptions, redactor: Redactor,
-                 writer: Writer, sessions: sessionmaker[Session]) -> None:
+                 writer: Writer, sessions: sessionmaker[Session],
+                 streams: StreamReplay | None = None) -> None:
         self.rt = rt
         self.options = options
         self.redactor = redactor
         self.writer = writer
         self.sessions = sessions
         self._date_memo: tuple[int, bytes] = (0, b"")
+        self.streams = streams or StreamReplay(sessions)
+        # recorded flows whose response is streaming, by flow id: stored as far as they
+        # went if wiretape stops first
+        self.streaming: dict[str, http.HTTPFlow] = {}
 
     # -- the request path --------------------------------------------------------------
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -75,6 +93,15 @@ class RecordReplay:
             return
         if entry is None:
             await self._miss(flow, req, key)
+            return
+        config = self.options.config
+        if replays_as_stream(entry, config.recorded_latency):
+            started = time.monotonic()
+            stream = entry.stream
+            await self._delay(stream.head_ms if stream is not None else 0.0)
+            await self.streams.replay(flow, entry, started, paced=config.recorded_latency)
+            flow.metadata[OUTCOME] = Outcome.REPLAYED
+            log.info("replayed #%d %s %s (streamed)", entry.id, req.method, req.url)
             return
         await self._delay(entry.duration_ms)
         if entry.failure_kind is not None:
@@ -163,7 +190,26 @@ class RecordReplay:
         return closest
 
     # -- captures ----------------------------------------------------------------------
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Stream what should not wait for its end (proxy/streams.py: should_stream),
+        capturing it chunk by chunk if it is being recorded."""
+        resp = flow.response
+        if resp is None or flow.metadata.get(OUTCOME) in (Outcome.REPLAYED, Outcome.MISS):
+            return
+        if not should_stream(flow.request, resp):
+            return
+        if RECORD in flow.metadata:
+            capture = Capture(flow.request.timestamp_start, resp.timestamp_start or time.time(),
+                              UpstreamThrottle(flow))
+            flow.metadata[CAPTURE] = capture
+            resp.stream = capture
+            self.streaming[flow.id] = flow
+        else:
+            resp.stream = True
+
     def response(self, flow: http.HTTPFlow) -> None:
+        self.streaming.pop(flow.id, None)
+        capture: Capture | None = flow.metadata.pop(CAPTURE, None)
         meta = flow.metadata.pop(RECORD, None)
         if meta is None:
             return
@@ -173,16 +219,48 @@ class RecordReplay:
                      flow.request.pretty_url)
             return
         tape, captured_ns = meta
+        if capture is not None and capture.chunks:
+            self._store_stream(flow, tape, captured_ns, capture, None)
+            return
         self.writer.record(tape, flows.exchange_of(flow, captured_ns))
+
+    def _store_stream(self, flow: http.HTTPFlow, tape: str, captured_ns: int, capture: Capture,
+                      truncated: Truncation | None) -> None:
+        body, stream, big = capture.result(truncated)
+        if truncated is not None:
+            log.info("%s %s: stream stored as far as it went (%d chunks, %d bytes; %s)",
+                     flow.request.method, flow.request.pretty_url, len(stream.chunks),
+                     capture.size, _TRUNCATION_WHY[truncated])
+        self.writer.record(tape, flows.streamed_exchange_of(flow, captured_ns, body, stream, big))
+
+    def done(self) -> None:
+        """wiretape is stopping: streams still open are stored as far as they went."""
+        for flow in list(self.streaming.values()):
+            self.streaming.pop(flow.id, None)
+            capture = flow.metadata.pop(CAPTURE, None)
+            meta = flow.metadata.pop(RECORD, None)
+            if capture is not None and meta is not None:
+                tape, captured_ns = meta
+                self._store_stream(flow, tape, captured_ns, capture, Truncation.SHUTDOWN)
 
     def error(self, flow: http.HTTPFlow) -> None:
         # set until the response hook has run: an error after that (the client leaving
         # once served) is not a second exchange; an error mid-body is this one's failure
+        self.streaming.pop(flow.id, None)
+        capture: Capture | None = flow.metadata.pop(CAPTURE, None)
         meta = flow.metadata.pop(RECORD, None)
         if meta is None:
             return
         timed_out = bool(flow.metadata.pop(TIMED_OUT, False))
         message = flow.error.msg if flow.error else ""
+        if capture is not None:
+            # the head and some chunks went out live: that is what is replayed, then the
+            # stream stays open (the client left) or breaks off (the upstream did)
+            gave_up = flows.client_gave_up(message) and not timed_out
+            truncated = Truncation.CLIENT if gave_up else Truncation.UPSTREAM
+            tape, captured_ns = meta
+            self._store_stream(flow, tape, captured_ns, capture, truncated)
+            return
         if not timed_out and flows.client_gave_up(message):
             log.info("%s %s: the client left before the upstream answered (%s); not recorded",
                      flow.request.method, flow.request.pretty_url, message)

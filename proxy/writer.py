@@ -167,6 +167,7 @@ class Writer:
             self.written += len(rows)
         if self._notifier is not None and captures:
             self._notifier.changed()  # journaled misses change nothing replay serves
+        _release(batch)
 
     def _commit(
         self, captures: dict[str, list[Exchange]], misses: list[_MissEntry]
@@ -205,6 +206,15 @@ def _rejects_data(e: Exception) -> bool:
     if isinstance(e, sa_exc.DBAPIError):
         return False
     return isinstance(e, sa_exc.StatementError | ValueError | TypeError | UnicodeError)
+
+
+def _release(batch: list[object]) -> None:
+    """Let go of the spool files of big bodies once stored (or dropped)."""
+    for b in batch:
+        if isinstance(b, _Capture) and b.exchange.response is not None:
+            big = b.exchange.response.big
+            if big is not None and big.source is not None:
+                big.source.close()
 
 
 class _Refused(Exception):

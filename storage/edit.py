@@ -112,10 +112,14 @@ def edit_exchange(
     new_headers = tuple(headers) if headers is not None else resp.headers
     old_enc = header_value(resp.headers, "content-encoding")
     new_enc = header_value(new_headers, "content-encoding")
+    big = resp.big
     if body is not None:
-        raw = encode_body(new_headers, body)
+        raw, big = encode_body(new_headers, body), None  # a new body is held inline
     elif _same_encoding(old_enc, new_enc):
         raw = resp.body
+    elif big is not None:
+        raise InvalidEdit(f"{name}'s body is too big to re-encode here: send a new body "
+                          "too, or keep its Content-Encoding")
     else:
         try:
             decoded = decode_content(resp.body, old_enc)
@@ -124,11 +128,14 @@ def edit_exchange(
                 f"the stored body is not valid {old_enc}; send the body too to replace it"
             ) from e
         raw = encode_body(new_headers, decoded)
+    size = big.size if big is not None else len(raw)
     if ex.response is None:  # a new response is always delimited
-        new_headers = with_content_length(new_headers, len(raw))
-    elif raw != resp.body or headers is not None:
-        new_headers = fix_content_length(new_headers, len(raw))
+        new_headers = with_content_length(new_headers, size)
+    elif raw != resp.body or big is not resp.big or headers is not None:
+        new_headers = fix_content_length(new_headers, size)
     new_status = resp.status if status is None else status
     reason = resp.reason if new_status == resp.status else reason_for(new_status)
-    edited = replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason)
+    # a streamed response keeps its chunks' timings, cut to fit the new body when stored
+    edited = replace(resp, status=new_status, headers=new_headers, body=raw, reason=reason,
+                     big=big)
     return ex.with_(response=edited, failure=None)

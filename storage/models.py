@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.x ORM models: tapes, recordings, runtime state, misses journal, drift audits."""
+"""SQLAlchemy 2.x ORM models: tapes, recordings (and big bodies' parts), runtime state, misses
+journal, drift audits."""
 
 from __future__ import annotations
 
@@ -68,8 +69,9 @@ class Tape(Base):
     # bumped on every change to the tape's recordings or rules; replay indexes poll it
     revision: Mapped[int] = mapped_column(Integer, default=0)
     matching: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # the matching.KEY_VERSION its recordings' match keys were computed with (0005): a store
-    # opened by a newer wiretape re-keys the tapes behind (repository.rekey_outdated_tapes)
+    # the matching.KEY_VERSION its recordings' match keys were computed with
+    # (0005_match_key_version): a store opened by a newer wiretape re-keys the tapes behind
+    # (repository.rekey_outdated_tapes)
     key_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # noise patterns given by hand (drift/noise.py), e.g. "response.body.timestamp"
     noise: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -124,6 +126,14 @@ class Recording(Base):
     response_body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     failure_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     failure_message: Mapped[str] = mapped_column(Text, default="")
+    # a streamed response (0006_streams): when its head and each chunk arrived, and why it ended
+    # early if it did (storage.exchange.Stream's JSON); null when it was not streamed
+    response_stream: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True)
+    # a body too big to hold in memory (0006_streams): {"sha256": ...}, its bytes in body_parts
+    # and response_body empty; null when response_body holds the body
+    response_external: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True)
 
     content_type: Mapped[str] = mapped_column(String(255), default="")
     request_size: Mapped[int] = mapped_column(Integer, default=0)
@@ -139,6 +149,19 @@ class Recording(Base):
     last_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     tape: Mapped[Tape] = relationship(back_populates="recordings")
+
+
+class BodyPart(Base):
+    """One piece of a recording's response body too big to hold in memory (0006_streams), in
+    order of `idx`; written and read a part at a time (storage/bodies.py)."""
+
+    __tablename__ = "body_parts"
+
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RuntimeState(Base):

@@ -5,20 +5,25 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import object_session
 from wiretape.storage import codec, edit
 from wiretape.storage import models as m
 from wiretape.storage import repository as repo
+from wiretape.storage.bodies import PREVIEW_SIZE
 from wiretape.storage.errors import InvalidInput
 from wiretape.storage.exchange import Exchange, Failure
+from wiretape.storage.exchange import Response as StoredResponse
 from wiretape.storage.headers import METHOD_MAX, TOKEN_PATTERN
 from wiretape.storage.times import as_utc
 
 from .. import schemas
-from ..deps import FlushedWrites, SessionDep, SettingsDep
+from ..deps import FlushedWrites, SessionDep, SessionsDep, SettingsDep
 
 router = APIRouter(prefix="/recordings", tags=["recordings"])
 
@@ -73,16 +78,50 @@ def _filters(
 
 # -- views -------------------------------------------------------------------------------
 
+CHUNK_SHOWN = 4096  # bytes: a chunk's content is shown up to this size
+
+
+def _chunks_out(r: StoredResponse) -> list[schemas.ChunkOut] | None:
+    if r.stream is None:
+        return None
+    stream = r.stream.fitted(r.size)
+    out = []
+    start = 0
+    for i, (offset, n) in enumerate(stream.chunks):
+        chunk = schemas.ChunkOut(index=i, offset_ms=offset, size=n)
+        if r.big is None and n <= CHUNK_SHOWN:
+            data = r.body[start:start + n]
+            try:
+                chunk.encoding, chunk.content = "text", data.decode("utf-8")
+            except UnicodeDecodeError:
+                chunk.encoding = "base64"
+                chunk.content = base64.b64encode(data).decode("ascii")
+        out.append(chunk)
+        start += n
+    return out
+
+
+def response_out(row: m.Recording, r: StoredResponse) -> schemas.ResponseOut:
+    body, complete = r.body, True
+    if r.big is not None:  # too big to show whole: its first bytes
+        s = object_session(row)
+        body = repo.body_head(s, row.id, PREVIEW_SIZE) if s is not None else b""
+        complete = False
+    return schemas.ResponseOut(
+        status=r.status, reason=r.reason, http_version=r.http_version,
+        headers=list(r.headers), body=schemas.Body(**codec.body_view(r.headers, body)),
+        size=r.size, body_complete=complete, chunks=_chunks_out(r),
+        head_ms=r.stream.head_ms if r.stream is not None else None,
+        truncated=r.stream.truncated if r.stream is not None else None,
+    )
+
+
 def recording_out(row: m.Recording, tape: str) -> schemas.RecordingOut:
     ex = repo.row_exchange(row)
     req = ex.request
     response = None
     if ex.response is not None:
-        r = ex.response
-        response = schemas.ResponseOut(
-            status=r.status, reason=r.reason, http_version=r.http_version,
-            headers=list(r.headers), body=schemas.Body(**codec.body_view(r.headers, r.body)),
-        )
+        response = response_out(row, ex.response)
     failure = None
     if ex.failure is not None:
         failure = schemas.FailureOut(kind=ex.failure.kind, message=ex.failure.message)
@@ -179,6 +218,36 @@ def get_recording(rid: schemas.RecordingId, s: SessionDep) -> schemas.RecordingO
     (gzip, br and deflate undone; JSON as JSON, text as text, anything else base64)."""
     row = repo.get_recording(s, rid)
     return recording_out(row, row.tape.name)
+
+
+@router.get(
+    "/{rid}/body", summary="The whole response body, as stored",
+    response_class=StreamingResponse, dependencies=[FlushedWrites],
+    responses={200: {"content": {"application/octet-stream": {}},
+                     "description": "the body's bytes (still compressed if it is)"}},
+)
+def get_response_body(rid: schemas.RecordingId, s: SessionDep,
+                      sessions: SessionsDep) -> StreamingResponse:
+    """The recorded response body byte for byte, as replay sends it (a body too big to show
+    in the detail view is read from the store a few parts at a time). Always an
+    attachment of type application/octet-stream: recorded content is never rendered here."""
+    row = repo.get_recording(s, rid)
+    ex = repo.row_exchange(row)
+    body = ex.response.body if ex.response is not None else b""
+    big = ex.response is not None and ex.response.big is not None
+
+    def parts() -> Iterator[bytes]:
+        if not big:
+            yield body
+            return
+        # its own session: the response streams after the request's transaction is over
+        with sessions() as es:
+            yield from repo.iter_body(es, rid)
+
+    return StreamingResponse(parts(), media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="recording-{rid}.body"',
+        "X-Content-Type-Options": "nosniff",
+    })
 
 
 @router.patch("/{rid}", response_model=schemas.RecordingOut, summary="Edit the response")

@@ -8,7 +8,18 @@ import time
 from collections.abc import Callable, Sequence
 
 import httpx
-from wiretape.storage.exchange import Exchange, Failure, FailureKind, Headers, Request, Response
+from wiretape.storage.bodies import is_streamed
+from wiretape.storage.exchange import (
+    Exchange,
+    Failure,
+    FailureKind,
+    Headers,
+    Request,
+    Response,
+    Stream,
+    Truncation,
+    header_value,
+)
 from wiretape.storage.headers import HOP_BY_HOP
 from wiretape.storage.redact import REDACTED
 
@@ -47,11 +58,20 @@ def failure_kind(e: Exception) -> FailureKind:
     return FailureKind.ERROR
 
 
+def read_limit(recorded: Exchange) -> int | None:
+    """How much of the live body to read: as much as the recording holds when it is a
+    stream stored before its end (an endless watch stream would never end here either)."""
+    resp = recorded.response
+    if resp is None or resp.stream is None or resp.stream.truncated is None:
+        return None
+    return resp.size
+
+
 async def send(client: httpx.AsyncClient, req: Request,
-               extra: Sequence[tuple[str, str]] = ()) -> Exchange:
+               extra: Sequence[tuple[str, str]] = (), limit: int | None = None) -> Exchange:
     """One live exchange for a recorded request. The exchange keeps the recorded request
     (never the extra headers); the response body is kept as sent (not decoded), like the
-    proxy records it."""
+    proxy records it; with a `limit`, only its first `limit` bytes are read."""
     started_ns = time.time_ns()
     t0 = time.perf_counter()
     try:
@@ -60,8 +80,18 @@ async def send(client: httpx.AsyncClient, req: Request,
         live = httpx.Request(req.method, req.url, headers=request_headers(req, extra),
                              content=req.body or None)
         resp = await client.send(live, stream=True)
+        head_ms = (time.perf_counter() - t0) * 1000
         try:
-            body = b"".join([chunk async for chunk in resp.aiter_raw()])
+            pieces: list[bytes] = []
+            chunks: list[tuple[float, int]] = []  # as the proxy keeps a streamed answer's
+            size = 0
+            async for chunk in resp.aiter_raw():
+                pieces.append(chunk)
+                chunks.append(((time.perf_counter() - t0) * 1000, len(chunk)))
+                size += len(chunk)
+                if limit is not None and size >= limit:
+                    break
+            body = b"".join(pieces)[:limit]
         finally:
             await resp.aclose()
     except httpx.HTTPError as e:
@@ -71,7 +101,14 @@ async def send(client: httpx.AsyncClient, req: Request,
     ms = (time.perf_counter() - t0) * 1000
     headers: Headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
                              for k, v in resp.headers.raw)
-    response = Response(resp.status_code, headers, body, resp.reason_phrase, resp.http_version)
+    stream = None
+    if chunks and is_streamed(req.method, resp.status_code, header_value(
+            headers, "content-type"), header_value(headers, "content-length")):
+        # a refresh re-records it with its chunks, as the proxy would have
+        truncated = Truncation.CLIENT if limit is not None and size >= limit else None
+        stream = Stream(head_ms, tuple(chunks), truncated).fitted(len(body))
+    response = Response(resp.status_code, headers, body, resp.reason_phrase, resp.http_version,
+                        stream=stream)
     return Exchange(req, response, None, started_ns, ms)
 
 
@@ -110,7 +147,8 @@ async def probe(
             if delay > 0:
                 await asyncio.sleep(delay)
             async with sem:
-                ex = await send(client, t.exchange.request, options.headers)
+                ex = await send(client, t.exchange.request, options.headers,
+                                read_limit(t.exchange))
             answers[t.id].append(ex)
             done_at[t.id] = time.monotonic()
             tick(1)

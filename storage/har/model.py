@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..exchange import FailureKind, split_url
+from ..exchange import FailureKind, Truncation, split_url
 from ..headers import check_value, is_method, is_token
 from ..matching import MatchRules
 from ..times import as_utc
@@ -194,6 +194,31 @@ class FailureDoc(_Model):
         return kind
 
 
+class StreamDoc(_Model):
+    """A streamed response's timings: when the head came and each chunk (offset ms since
+    the request, size in bytes of the body as stored), and why it ended early if it did."""
+
+    headMs: float = Field(default=0.0, ge=0, le=MAX_DURATION_MS)  # noqa: N815
+    chunks: list[list[float]] = []  # [offset ms, size]
+    truncated: str | None = None
+
+    @field_validator("truncated")
+    @classmethod
+    def _truncated(cls, why: str | None) -> str | None:
+        if why is not None and why not in set(Truncation):
+            raise ValueError(f"{why!r} must be one of {', '.join(Truncation)} (or null)")
+        return why
+
+    @field_validator("chunks")
+    @classmethod
+    def _chunks(cls, chunks: list[list[float]]) -> list[list[float]]:
+        for c in chunks:
+            if (len(c) != 2 or not 0 <= c[0] <= MAX_DURATION_MS or c[1] < 0
+                    or c[1] != int(c[1])):
+                raise ValueError("must be a list of [offset ms, size] pairs")
+        return chunks
+
+
 class EntryExtra(_Model):
     """What wiretape keeps of an entry under `_wiretape`."""
 
@@ -202,6 +227,7 @@ class EntryExtra(_Model):
     note: Text = ""
     requestBody: ExactBody | None = None  # noqa: N815
     responseBody: ExactBody | None = None  # noqa: N815
+    stream: StreamDoc | None = None
 
 
 def _started(value: Any) -> Any:

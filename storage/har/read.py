@@ -29,6 +29,8 @@ from ..exchange import (
     Headers,
     Request,
     Response,
+    Stream,
+    Truncation,
     header_value,
     split_url,
 )
@@ -144,7 +146,13 @@ def _exchange(i: int, e: Entry) -> Exchange:
         raise HarError(f"{where}.response.status {resp.status} must be between 100 and 999")
     headers, body = _body(_headers(resp.headers), resp.content, extra.responseBody,
                           f"{where}.response.content")
-    response = Response(resp.status, headers, body, resp.statusText[:255], resp.httpVersion)
+    stream = None
+    if extra.stream is not None:
+        doc = extra.stream
+        stream = Stream(doc.headMs, tuple((o, int(n)) for o, n in doc.chunks),
+                        Truncation(doc.truncated) if doc.truncated else None)
+    response = Response(resp.status, headers, body, resp.statusText[:255], resp.httpVersion,
+                        stream=stream)
     return Exchange(request, response, None, captured_ns, duration, extra.note)
 
 

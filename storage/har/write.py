@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -114,6 +115,11 @@ def entry(
                 content["compression"] = len(decoded) - len(resp.body)
         if exact:
             extra["responseBody"] = exact
+        if resp.stream is not None:
+            stream = resp.stream.fitted(len(resp.body))
+            extra["stream"] = {"headMs": round(stream.head_ms, 3),
+                               "chunks": [[round(o, 3), n] for o, n in stream.chunks],
+                               "truncated": str(stream.truncated) if stream.truncated else None}
         response: dict[str, Any] = {
             "status": resp.status,
             "statusText": resp.reason,
@@ -195,5 +201,10 @@ class TapeExport:
     def _entries(self) -> Iterator[dict[str, Any]]:
         for r in repo.tape_recordings(self._s, self._name):
             self.count += 1
-            yield entry(repo.row_exchange(r), rid=r.id if self._ids else None, seq=r.seq,
+            ex = repo.row_exchange(r)
+            if ex.response is not None and ex.response.big is not None:
+                # a HAR holds every body whole, a big one too (read here, one at a time)
+                body = repo.read_body(self._s, r.id)
+                ex = ex.with_(response=replace(ex.response, body=body, big=None))
+            yield entry(ex, rid=r.id if self._ids else None, seq=r.seq,
                         match_key=r.match_key)

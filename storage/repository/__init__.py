@@ -3,6 +3,7 @@ callers own transactions. Everything is re-exported, so callers write `repo.name
 
 - tapes: tapes, their rules (re-keying when they change), the list with counts
 - recordings: storing (seq in capture order), loading a tape in order, editing, deleting
+- bodies: big bodies' parts, written and read a part at a time
 - listing: the filtered, keyset-paged recording list
 - replay: what the replay index loads
 - state: the shared runtime state and the misses journal
@@ -26,6 +27,16 @@ from .audits import (
     set_tape_noise,
     tape_freshness,
     tape_noise,
+)
+from .bodies import (
+    add_body_parts,
+    body_head,
+    body_part_count,
+    body_parts,
+    copy_body_parts,
+    delete_body_parts,
+    iter_body,
+    read_body,
 )
 from .listing import RecordingFilter, RecordingSummary, list_recordings
 from .recordings import (
@@ -80,8 +91,10 @@ from .tapes import (
 __all__ = [
     "BY_CAPTURE", "BY_KEY", "STATE_ID", "AuditNotFound", "RecordingFilter", "RecordingNotFound",
     "RecordingSummary", "ReplayEntry", "TapeExists", "TapeNotFound", "TapeSummary", "Variant",
-    "add_audit_results", "add_detected_noise", "add_exchanges", "add_miss", "audit_results",
-    "closest", "copy_tape", "count_recordings", "create_audit", "create_tape",
+    "add_audit_results", "add_body_parts", "add_detected_noise", "add_exchanges", "add_miss",
+    "audit_results", "body_head", "body_part_count", "body_parts", "closest",
+    "copy_body_parts", "copy_tape", "count_recordings", "create_audit", "create_tape",
+    "delete_body_parts", "iter_body", "read_body",
     "delete_recording", "delete_recordings", "delete_tape", "empty_tape", "endpoint_recordings",
     "ensure_tape", "exchange_row", "finish_audit", "get_audit", "get_recording", "get_state",
     "get_tape", "import_exchanges", "init_state", "last_audit_started",

@@ -13,6 +13,7 @@ from ..errors import NotFound
 from ..exchange import Exchange
 from ..matching import MatchRules, match_key
 from ..times import utcnow
+from . import bodies
 from .listing import RecordingFilter, filter_conditions
 from .rows import RESPONSE_COLUMNS, exchange_row, row_exchange, row_request
 from .sql import chunks
@@ -80,7 +81,18 @@ def add_exchanges(
             rows,
         )
     )
+    for rid, ex in zip(ids, exchanges, strict=True):
+        _store_big_body(s, rid, ex)
     return [(ids[i], keys[i], rows[i]["seq"]) for i in range(len(exchanges))]
+
+
+def _store_big_body(s: Session, rid: int, ex: Exchange) -> None:
+    """The parts of a big body that is being captured (one that came from the store keeps
+    the parts it has)."""
+    big = ex.response.big if ex.response is not None else None
+    if big is not None and big.source is not None:
+        bodies.delete_body_parts(s, rid)
+        bodies.add_body_parts(s, rid, big.source.parts())
 
 
 def import_exchanges(
@@ -174,6 +186,10 @@ def replace_response(s: Session, row: m.Recording, ex: Exchange, *, note: str | 
                           row.seq)
     for name in RESPONSE_COLUMNS:
         setattr(row, name, values[name])
+    if values["response_external"] is None:
+        bodies.delete_body_parts(s, row.id)  # the body is inline now
+    else:
+        _store_big_body(s, row.id, ex)
     if rerecorded:
         row.duration_ms, row.recorded_at = values["duration_ms"], utcnow()
     if note is not None:

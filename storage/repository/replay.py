@@ -10,6 +10,7 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from .. import models as m
+from ..exchange import Stream
 from .tapes import get_tape
 
 
@@ -44,6 +45,11 @@ class ReplayEntry:
     failure_kind: str | None
     failure_message: str
     duration_ms: float
+    # a streamed response's timings as the JSON text the store holds (None: not streamed);
+    # decoded when first replayed, like the headers
+    raw_stream: str | Stream | None = None
+    external: bool = False  # `body` is empty: the store keeps it in parts (a big body)
+    size: int = 0  # of the response body
     # the recorded request's headers, as JSON text until first needed (like the response's):
     # content negotiation and tie-breaks between recordings of one key read them
     raw_request_headers: str | Sequence[Sequence[str]] = ()
@@ -61,6 +67,13 @@ class ReplayEntry:
     @property
     def request_headers(self) -> tuple[tuple[str, str], ...]:
         return _pairs(self.raw_request_headers)
+
+    @property
+    def stream(self) -> Stream | None:
+        s = self.raw_stream
+        if isinstance(s, str):
+            s = self.raw_stream = Stream.from_json(json.loads(s))
+        return s
 
 
 def _pairs(h: str | Sequence[Sequence[str]]) -> tuple[tuple[str, str], ...]:
@@ -82,7 +95,8 @@ def replay_entries(s: Session, tape_name: str) -> list[ReplayEntry]:
         select(
             c.id, c.match_key, c.seq, c.status, c.reason, c.response_http_version,
             cast(c.response_headers, Text), c.response_body, c.failure_kind,
-            c.failure_message, c.duration_ms, cast(c.request_headers, Text),
+            c.failure_message, c.duration_ms, cast(c.response_stream, Text),
+            c.response_external.is_not(None), c.response_size, cast(c.request_headers, Text),
         )
         .where(c.tape_id == tape.id)
     )  # unordered: ReplayIndex puts each key's recordings in seq order

@@ -13,6 +13,7 @@ from .. import models as m
 from ..errors import Conflict, NotFound
 from ..matching import KEY_VERSION, MatchRules, match_key
 from ..times import as_utc, utcnow
+from .bodies import copy_body_parts
 from .rows import row_request
 from .sql import insert_unless_present
 
@@ -105,9 +106,18 @@ def copy_tape(s: Session, name: str, to: str) -> m.Tape:
     s.execute(
         insert(R).from_select(
             ["tape_id", *_COPIED],
-            select(literal(dst.id), *cols).where(R.tape_id == src.id).order_by(R.id),
+            select(literal(dst.id), *cols)
+            .where(R.tape_id == src.id, R.response_external.is_(None)).order_by(R.id),
         )
     )
+    # big bodies one recording at a time, each with its parts
+    for old in list(s.scalars(select(R.id).where(R.tape_id == src.id,
+                                                 R.response_external.is_not(None)))):
+        new = s.scalar(insert(R).from_select(
+            ["tape_id", *_COPIED], select(literal(dst.id), *cols).where(R.id == old),
+        ).returning(R.id))
+        assert new is not None
+        copy_body_parts(s, old, new)
     s.flush()
     s.refresh(dst)
     return dst

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import brotli
 import pytest
 from wiretape.drift.changes import diff_exchanges
-from wiretape.storage.exchange import Failure, FailureKind
+from wiretape.storage.exchange import BigBody, Failure, FailureKind
 
 from tests.drift.factories import JSON, changes, make_exchange
 
@@ -191,3 +192,42 @@ def test_include_request() -> None:
          "old": "https://api.example.com/items?page=1",
          "new": "https://api.example.com/items?page=2"},
     ]
+
+
+# -- streams and big bodies ------------------------------------------------------------------
+
+SSE = (("Content-Type", "text/event-stream; charset=utf-8"),)
+
+
+def test_an_event_stream_is_compared_event_by_event_and_field_by_field() -> None:
+    a = make_exchange(headers=SSE, body=(
+        b': keep-alive\n\nid: 1\nevent: delta\ndata: {"text": "Hel", "n": 1}\n\n'
+        b'data: first line\ndata: second line\n\nretry: 3000\ndata: [DONE]\n\n'))
+    b = make_exchange(headers=SSE, body=(
+        b'id: 1\r\nevent: delta\r\ndata: {"text": "Hello", "n": 1}\r\n\r\n'
+        b'data: first line\ndata: second line\n\nretry: 3000\ndata: [DONE]\n\n'
+        b'data: {"partial": tr'))  # a stream stored before its end keeps its last piece
+    assert changes(a, b) == [
+        {"path": "response.body[0].data.text", "kind": "value_changed", "old": "Hel",
+         "new": "Hello"},
+        {"path": "response.body[3]", "kind": "added", "old": None,
+         "new": {"data": '{"partial": tr'}},
+    ]
+    # comments, line endings and how the events were cut into chunks make no difference
+    same = make_exchange(headers=SSE, body=(
+        b'id: 1\nevent: delta\ndata: {"n": 1, "text": "Hel"}\n\n'
+        b'data: first line\ndata: second line\n\n: ping\n\nretry: 3000\ndata: [DONE]\n\n'))
+    assert changes(a, same) == []
+
+
+def test_bodies_too_big_to_hold_are_compared_by_digest() -> None:
+    big = BigBody(10_000_000, "ab" * 32)
+    a = make_exchange(body=b"")
+    a = a.with_(response=replace(a.response, big=big))
+    assert changes(a, a) == []
+    other = a.with_(response=replace(a.response, big=BigBody(10_000_000, "cd" * 32)))
+    assert changes(a, other) == [{"path": "response.body", "kind": "value_changed",
+                                  "old": "sha256:" + "ab" * 32, "new": "sha256:" + "cd" * 32}]
+    # against a body held in memory (a live answer): the digest of its bytes as sent
+    inline = make_exchange(body=b"x" * 10)
+    assert changes(inline, a)[0]["old"] == "sha256:" + hashlib.sha256(b"x" * 10).hexdigest()

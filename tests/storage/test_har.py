@@ -10,7 +10,15 @@ import brotli
 import jsonschema_rs
 import pytest
 from wiretape.storage import har
-from wiretape.storage.exchange import Exchange, Failure, FailureKind, Request, Response
+from wiretape.storage.exchange import (
+    Exchange,
+    Failure,
+    FailureKind,
+    Request,
+    Response,
+    Stream,
+    Truncation,
+)
 
 NS = 1_700_000_000_123_456_789
 
@@ -173,6 +181,22 @@ def test_round_trip_is_byte_exact():
         assert b.duration_ms == pytest.approx(a.duration_ms)
 
 
+def test_a_stream_keeps_its_timings_and_the_body_stays_whole():
+    body = b'data: {"n": 0}\n\ndata: {"n": 1}\n\n'
+    stream = Stream(2.5, ((3.0, 16), (1003.25, 16)), Truncation.CLIENT)
+    ex = Exchange(Request("GET", "http", "h", 80, "/events"),
+                  Response(200, (("Content-Type", "text/event-stream"),), body, "OK",
+                           stream=stream), captured_ns=NS)
+    doc = export([ex])
+    entry = doc["log"]["entries"][0]
+    assert entry["response"]["content"]["text"] == body.decode()
+    assert entry["_wiretape"]["stream"] == {"headMs": 2.5, "chunks": [[3.0, 16], [1003.25, 16]],
+                                           "truncated": "client"}
+    jsonschema_rs.validator_for(HAR_12).validate(doc)
+    [back] = har.parse(doc).exchanges
+    assert back.response == ex.response
+
+
 def test_edited_text_of_an_encoded_body_is_encoded_afresh():
     doc = export(exchanges()[:1])
     content = doc["log"]["entries"][0]["response"]["content"]
@@ -244,6 +268,8 @@ def test_a_browser_export_imports():
     (lambda e: e.update(startedDateTime="yesterday"), "not an ISO 8601"),
     (lambda e: e.update(time="slow"), "time must be a number"),
     (lambda e: e.update(_wiretape={"failure": {"kind": "explode"}}), "failure.kind"),
+    (lambda e: e.update(_wiretape={"stream": {"chunks": [[1.0]]}}), "stream.chunks must be"),
+    (lambda e: e.update(_wiretape={"stream": {"truncated": "bored"}}), "stream.truncated"),
 ])
 def test_a_bad_entry_names_itself(mutate, message):
     bad = json.loads(json.dumps(BROWSER_ENTRY))

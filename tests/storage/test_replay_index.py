@@ -17,7 +17,8 @@ def entry(id: int, seq: int = 0, key: str = "k", request: dict[str, str] | None 
     # header lists as JSON text, as the store hands them over
     return ReplayEntry(
         id, key, seq, 200, "OK", "HTTP/1.1", json.dumps(list((response or {}).items())),
-        str(id).encode(), None, "", 0.0, json.dumps(list((request or {}).items())))
+        str(id).encode(), None, "", 0.0,
+        raw_request_headers=json.dumps(list((request or {}).items())))
 
 
 def asking(**headers: str) -> Request:

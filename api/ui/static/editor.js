@@ -21,6 +21,12 @@ export function editForm(rec, {onSaved, onCancel}) {
     id: "edit-body"});
   content.value = body.encoding === "json" ? JSON.stringify(body.content, null, 2)
     : body.content ?? "";
+  // a body too big to show whole is shown by its first bytes: not editable here, and kept
+  const partial = resp && resp.body_complete === false;
+  if (partial) {
+    content.disabled = true;
+    encoding.disabled = true;
+  }
   const note = h("input", {name: "note", value: rec.note || "", size: 40, id: "edit-note",
     placeholder: "why this was edited"});
   const problems = h("div", {class: "problems", id: "edit-problems", "aria-live": "polite"});
@@ -33,7 +39,8 @@ export function editForm(rec, {onSaved, onCancel}) {
       field("Note", note)),
     field("Headers", headers, "one per line, Name: value. Content-Length follows the body; " +
       "the body is stored with the Content-Encoding given here."),
-    field("Body", content),
+    field("Body", content, partial ? "Too big to edit here: it is kept as it is. Replace " +
+      "it through the API (PATCH with a body) if you must." : undefined),
     problems,
     h("div", {class: "actions"}, save,
       h("button", {type: "button", onclick: onCancel}, "Cancel")),
@@ -63,6 +70,9 @@ export function editForm(rec, {onSaved, onCancel}) {
       pairs.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
     });
     let parsed;
+    if (partial) {
+      return {errors, patch: {status: code, headers: pairs, note: note.value}};
+    }
     if (encoding.value === "json") {
       try {
         parsed = JSON.parse(content.value);

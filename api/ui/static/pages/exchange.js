@@ -1,7 +1,7 @@
 // One exchange: request and response side by side (headers, body, timings), copy as curl,
 // edit, delete, diff with another recording, and its audit history.
 
-import {api} from "../api.js";
+import {api, token} from "../api.js";
 import {bodyView, header} from "../body.js";
 import {
   banner, fill, fmtMs, fmtTime, h, marked, statusBadge, verdictBadge,
@@ -112,10 +112,85 @@ function headerTable(headers) {
       h("th", {}, n), h("td", {class: "mono"}, marked(v))))));
 }
 
-// Streamed responses (chunks with their offsets and timings) are not recorded yet; when
-// they are, their view goes here, between the two sides and the audit history.
-function streamView(_rec) {
-  return null;
+const CHUNKS_SHOWN = 500;
+const TRUNCATED = {
+  client: "the client left before it ended (replay sends these chunks, then keeps the " +
+    "stream open until the client leaves)",
+  shutdown: "wiretape stopped before it ended (replay sends these chunks, then keeps the " +
+    "stream open until the client leaves)",
+  upstream: "the upstream broke off (replay sends these chunks, then breaks off too)",
+};
+
+// A streamed response as it arrived: each chunk with when it came (ms since the request was
+// sent, and since the chunk before), its size and, when short, its content; and a big body's
+// download, since the response side shows only its first 64 KiB.
+function streamView(rec) {
+  const r = rec.response;
+  if (!r || (!r.chunks && r.body_complete !== false)) return null;
+  const parts = [h("h2", {}, r.chunks ? "Stream" : "Body")];
+  if (r.body_complete === false) {
+    const msg = h("span", {class: "small"});
+    const button = h("button", {type: "button", id: "download-body"}, "Download the whole body");
+    button.addEventListener("click", () => downloadBody(rec, button, msg));
+    parts.push(h("p", {class: "muted small", id: "big-body"},
+      `${r.size.toLocaleString()} bytes: too big to show whole, so the response shows its ` +
+      "first 64 KiB. Replay reads it from the store as it sends it. ", button, " ", msg));
+  }
+  if (r.chunks) {
+    const total = r.chunks.length;
+    parts.push(h("p", {class: "meta", id: "stream-summary"},
+      `${total} chunk${total === 1 ? "" : "s"} · head after ${fmtMs(r.head_ms)}` +
+      (total ? ` · last chunk after ${fmtMs(r.chunks[total - 1].offset_ms)}` : ""),
+      r.truncated ? " " : null,
+      r.truncated ? h("span", {class: "tag truncated", id: "stream-truncated"},
+        `stored before its end: ${TRUNCATED[r.truncated] || r.truncated}`) : null));
+    let previous = r.head_ms;
+    const rows = r.chunks.slice(0, CHUNKS_SHOWN).map((c) => {
+      const gap = c.offset_ms - previous;
+      previous = c.offset_ms;
+      return h("tr", {},
+        h("td", {class: "num"}, String(c.index)),
+        h("td", {class: "num"}, fmtMs(c.offset_ms)),
+        h("td", {class: "num muted"}, `+${fmtMs(gap)}`),
+        h("td", {class: "num"}, `${c.size.toLocaleString()} B`),
+        h("td", {}, c.content === null || c.content === undefined
+          ? h("span", {class: "muted small"}, "not shown")
+          : h("pre", {class: "code chunk"}, c.encoding === "base64"
+            ? `base64: ${c.content}` : c.content)));
+    });
+    parts.push(h("table", {class: "grid chunks", id: "chunks"},
+      h("thead", {}, h("tr", {}, ["#", "arrived", "after the one before", "size", "content"]
+        .map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows)));
+    if (total > CHUNKS_SHOWN) {
+      parts.push(h("p", {class: "muted small"}, `and ${total - CHUNKS_SHOWN} more chunks`));
+    }
+  }
+  return h("section", {class: "panel", id: "stream"}, parts);
+}
+
+async function downloadBody(rec, button, msg) {
+  // fetch with the token (a plain link could not send it), then hand the bytes over
+  button.disabled = true;
+  try {
+    const headers = {};
+    const given = token();
+    if (given) headers.Authorization = `Bearer ${given}`;
+    const r = await fetch(`/api/recordings/${rec.id}/body`,
+      {headers, credentials: "omit", cache: "no-store"});
+    if (!r.ok) throw new Error(`the body could not be read (HTTP ${r.status})`);
+    const url = URL.createObjectURL(await r.blob());
+    const a = h("a", {href: url, download: `recording-${rec.id}.body`});
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    fill(msg, "downloaded");
+  } catch (e) {
+    fill(msg, banner("error", e.message));
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function showCurl(rec, box) {
