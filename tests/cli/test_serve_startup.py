@@ -88,3 +88,45 @@ def test_port_0_binds_free_ports_and_reports_them(sqlite_url, serve, upstream: U
     # the reported proxy address is the one that answers
     with httpx.Client(proxy=f"http://{health['proxy']}", trust_env=False) as c:
         assert c.get(f"{upstream.url}/hello").text == "hi"
+
+
+def _modes(db_file: Path) -> dict[str, int]:
+    found = {}
+    for suffix in ("", "-wal", "-shm"):
+        f = Path(f"{db_file}{suffix}")
+        if f.exists():
+            found[f.name] = f.stat().st_mode & 0o777
+    return found
+
+
+def test_the_sqlite_files_are_owner_only(tmp_path, serve, upstream: Upstream):
+    """The store holds every recorded body: the database and its -wal/-shm files are 0600
+    from their creation, whatever the umask, and an older world-readable store is made
+    owner-only again on start."""
+    upstream.route("GET /x", Reply(200, "x"))
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new" / "w.db"
+        s = serve(f"sqlite:///{new}")
+        with s.client() as c:
+            assert c.get(f"{upstream.url}/x").status_code == 200
+        assert s.api("GET", "/api/recordings").json()["items"]
+        modes = _modes(new)
+        assert set(modes) == {"w.db", "w.db-wal", "w.db-shm"}, modes
+        assert set(modes.values()) == {0o600}, {k: oct(v) for k, v in modes.items()}
+        s.stop()
+
+        # a store made before this rule: readable by everyone
+        for f in new.parent.iterdir():
+            f.chmod(0o644)
+        s = serve(f"sqlite:///{new}")
+        assert set(_modes(new).values()) == {0o600}
+        s.stop()
+    finally:
+        os.umask(old)
+    # `wiretape db upgrade` (and every other command) creates a new store the same way
+    other = tmp_path / "other.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
+    subprocess.run([WIRETAPE_BIN, "db", "upgrade", "--db", f"sqlite:///{other}"],
+                   check=True, capture_output=True, env=env, cwd=tmp_path)
+    assert set(_modes(other).values()) == {0o600}
