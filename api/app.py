@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from wiretape.drift.audit import AuditRunner
 from wiretape.drift.metrics import DriftCollector
 from wiretape.storage import db
@@ -67,6 +69,16 @@ def add_error_handlers(app: FastAPI) -> None:
         # two requests raced to create the same tape
         return JSONResponse({"detail": "conflict with a concurrent change; try again"},
                             status_code=409)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        # FastAPI turns any failure to read a JSON body but a syntax error into a bare 400
+        # ("There was an error parsing the body"); a document too deep for json.loads is
+        # invalid input like any other, and says so
+        if isinstance(exc.__cause__, RecursionError):
+            return JSONResponse({"detail": "the JSON body is nested too deeply"},
+                                status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

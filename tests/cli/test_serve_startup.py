@@ -15,7 +15,8 @@ import pytest
 from tests.helpers import LISTENING, WIRETAPE_BIN, Reply, Upstream
 
 
-def serve(tmp_path: Path, *args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
+def serve_cli(tmp_path: Path, *args: str,
+              db: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
     return subprocess.run(
         [WIRETAPE_BIN, "serve", "--db", db or f"sqlite:///{tmp_path / 'w.db'}",
@@ -44,7 +45,7 @@ def taken_port() -> Iterator[int]:
 @pytest.mark.parametrize("flag", ["--listen", "--admin"])
 def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, taken_port, flag):
     other = "--admin" if flag == "--listen" else "--listen"
-    line = one_line_exit_2(serve(tmp_path, flag, f"127.0.0.1:{taken_port}",
+    line = one_line_exit_2(serve_cli(tmp_path, flag, f"127.0.0.1:{taken_port}",
                                  other, "127.0.0.1:0"))
     assert line == (f"wiretape: error: cannot listen on 127.0.0.1:{taken_port} ({flag}): "
                     "address already in use")
@@ -59,7 +60,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, taken_port, flag):
 def test_an_unusable_sqlite_file_is_one_line_and_exit_2(tmp_path, path, why):
     (tmp_path / "a-file").write_text("not a folder")
     db = "sqlite:///" + path.format(tmp=tmp_path)
-    line = one_line_exit_2(serve(tmp_path, "--listen", "127.0.0.1:0",
+    line = one_line_exit_2(serve_cli(tmp_path, "--listen", "127.0.0.1:0",
                                  "--admin", "127.0.0.1:0", db=db))
     assert line.startswith("wiretape: error: cannot ")
     assert why in line
@@ -68,7 +69,7 @@ def test_an_unusable_sqlite_file_is_one_line_and_exit_2(tmp_path, path, why):
 def test_unreachable_postgresql_says_where_and_that_it_will_not_retry(tmp_path, refusing_port):
     port = refusing_port
     db = f"postgresql+psycopg://wiretape:s3cret-pw@127.0.0.1:{port}/tapes"
-    line = one_line_exit_2(serve(tmp_path, "--listen", "127.0.0.1:0",
+    line = one_line_exit_2(serve_cli(tmp_path, "--listen", "127.0.0.1:0",
                                  "--admin", "127.0.0.1:0", db=db))
     assert f"PostgreSQL database tapes at 127.0.0.1:{port}" in line
     assert "not retrying" in line
@@ -130,3 +131,27 @@ def test_the_sqlite_files_are_owner_only(tmp_path, serve, upstream: Upstream):
     subprocess.run([WIRETAPE_BIN, "db", "upgrade", "--db", f"sqlite:///{other}"],
                    check=True, capture_output=True, env=env, cwd=tmp_path)
     assert set(_modes(other).values()) == {0o600}
+
+
+def test_tape_file_with_deeply_nested_json(tmp_path, serve):
+    """--tape-file: a 1,200-level JSON body is loaded and replayed byte for byte; a file
+    nested too deep to read is one line and exit 2."""
+    from tests.cli.test_cli_records import _har
+
+    body = '{"a":' * 1200 + "1" + "}" * 1200
+    deep = tmp_path / "deep.har"
+    deep.write_text(_har(body))
+    s = serve(f"sqlite:///{tmp_path / 'd.db'}", "--mode", "replay", "--tape-file", str(deep))
+    with s.client() as c:
+        r = c.post("http://a.test/deep", content=body,
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code == 200 and r.text == "ok", r.text
+        assert c.post("http://a.test/deep", content=body + " ").status_code == 502
+    s.stop()
+    assert "Traceback" not in s.log()
+
+    too_deep = tmp_path / "too-deep.har"
+    too_deep.write_text(_har("{}", "[" * 100_000 + "]" * 100_000))
+    line = one_line_exit_2(serve_cli(tmp_path, "--listen", "127.0.0.1:0", "--admin",
+                                     "127.0.0.1:0", "--tape-file", str(too_deep)))
+    assert line.endswith("not a HAR file: its JSON is nested too deeply to read"), line
