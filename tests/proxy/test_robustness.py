@@ -201,3 +201,36 @@ def test_an_exchange_the_database_refuses_does_not_block_the_others(db_url):
         assert paths == ["/before", "/after"] and writer.dropped == 1
     else:
         assert paths == ["/before", "/bad\x00nul", "/after"] and writer.dropped == 0
+
+
+def test_deeply_nested_json_is_recorded_and_replayed(sqlite_url, serve, origin):
+    """A body nested 1,200 levels (valid for json.loads) once killed the writer thread in
+    redaction, or, without a secret field, had its batch retried for ever as if the
+    database were down. Now it is recorded like any body (matched byte for byte, its secret
+    fields replaced), the next exchanges too, and shutdown is prompt."""
+    secret = "hunter2-nested-secret"
+    with_secret = '{"a":' * 1200 + f'{{"password": "{secret}"}}' + "}" * 1200
+    without = "[" * 1200 + "]" * 1200
+    url = f"http://127.0.0.1:{origin.port}/ok"
+    json_type = {"Content-Type": "application/json"}
+    s = serve(sqlite_url)
+    with s.client() as c:
+        for body in (with_secret, without):
+            assert c.post(url, content=body, headers=json_type).status_code == 200
+        assert c.get(url).text == "fine"
+    items = s.api("GET", "/api/recordings", params={"limit": 10}).json()["items"]
+    assert [i["method"] for i in items] == ["GET", "POST", "POST"]
+    assert s.stop(timeout=60) == 0
+    assert "Traceback" not in s.log() and "retrying" not in s.log()
+
+    r = serve(sqlite_url, "--mode", "replay")
+    with r.client() as c:
+        for body in (with_secret, without):
+            got = c.post(url, content=body, headers=json_type)
+            assert got.status_code == 200 and got.headers.get("wiretape-recording"), got.text
+        # the upstream echoed the password: stored, and so replayed, scrubbed
+        echoed = c.post(url, content=with_secret, headers=json_type).text
+        assert secret not in echoed and echoed.startswith("fine ") and "REDACTED" in echoed
+    r.stop()
+    for log in (s.log(), r.log()):
+        assert secret not in log
