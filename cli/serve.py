@@ -44,6 +44,12 @@ from .settings import Address, ServeSettings, SettingsError
 
 log = logging.getLogger("wiretape.serve")
 
+# Shutdown's bounds: requests in flight get this long to finish (new ones are refused
+# at once), then the database this long to take what is queued; what it has not taken by
+# then is named in the log, one error line per exchange, and the exit status is 1.
+DRAIN_SECONDS = 10.0
+WRITE_SECONDS = 20.0
+
 
 class ProxyMaster(master.Master):
     """mitmproxy with only the addons a recording proxy needs.
@@ -269,8 +275,17 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
         log.error("a server stopped unexpectedly; shutting down")
         code = 1
     await audits.stop()
+    server.should_exit = True  # the admin API stops alongside
+    if not proxy_task.done():
+        # stop listening, refuse what arrives on open connections, let what is in flight
+        # finish: every exchange a client got an answer for is queued before the writer's
+        # stop marker
+        try:
+            await wiretape.drain.shutdown(master, DRAIN_SECONDS)
+        except Exception:
+            log.exception("closing the proxy's connections failed")
+            code = 1
     master.shutdown()
-    server.should_exit = True
     results = await asyncio.gather(proxy_task, api_task, return_exceptions=True)
     stop_task.cancel()
     for r in results:
@@ -279,11 +294,16 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
             code = 1
     if api_task.done() and not server.started and code == 0:
         code = 1
-    # every captured exchange is written before the process exits
+    # every captured exchange is written before the process exits, or named in the log
     pending = writer.depth
-    await asyncio.to_thread(writer.close)
-    log.info("stopped; %d exchanges written in all (%d were queued at shutdown)",
-             writer.written, pending)
+    stopped = await asyncio.to_thread(writer.close, WRITE_SECONDS)
+    if writer.lost or not stopped:
+        code = 1
+        log.error("stopped; %d exchanges written in all, %d NOT written (named above)",
+                  writer.written, writer.lost if stopped else writer.depth)
+    else:
+        log.info("stopped; %d exchanges written in all (%d were queued at shutdown)",
+                 writer.written, pending)
     engine.dispose()
     return code
 

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
 
+from .drain import Drain
 from .metrics import Metrics
 from .options import WiretapeOptions
 from .recordreplay import RecordReplay
@@ -32,10 +33,12 @@ class Wiretape:
         self.record_replay = RecordReplay(self.state.rt, self.options, redactor, writer,
                                           sessions)
         self.timeout = UpstreamTimeout(self.options)
+        self.drain = Drain()
         self.addons: list[object] = [
             self.options,  # first: the others read the config it parses
             self.state,
             ClientWorkarounds(),
+            self.drain,  # refuses new requests at shutdown, before record/replay sees them
             self.record_replay,
             self.timeout,
             Metrics(self.state.rt),
