@@ -25,6 +25,7 @@ from wiretape.storage.metrics import WriterCollector
 
 from . import schemas
 from .deps import get_session, require_token
+from .guard import AdminGuard
 from .routes import audits, diffs, overview, recordings, system, tapes, ui
 from .settings import ApiSettings
 from .version import wiretape_version
@@ -131,6 +132,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                        responses={401: schemas.ERROR_RESPONSES[401]})
     ui.install(app)  # the web UI at /ui/: static files, no token (they hold no data)
     add_error_handlers(app)
+    # outermost: a request for another host name, or a cross-site write, reaches nothing
+    app.add_middleware(AdminGuard, names=settings.admin_hosts)
     return app
 
 

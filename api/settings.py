@@ -26,3 +26,6 @@ class ApiSettings:
     # read-your-writes: waits (up to the seconds given) until the proxy's queued exchanges
     # and misses are stored; called before recordings and misses are read (None: no proxy)
     flush_writes: Callable[[float], bool] | None = None
+    # host names the admin app answers to besides localhost and IP literals (DNS
+    # rebinding): `--admin`'s host and the --admin-host names; "*" is any
+    admin_hosts: tuple[str, ...] = ()

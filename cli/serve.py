@@ -242,6 +242,8 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
             flush_writes=writer.flushed,
             proxy_address=str(proxy_address),
             admin_address=str(admin_address),
+            # the names the admin address is reached by: its own, and the operator's
+            admin_hosts=(settings.admin.host, *settings.admin_hosts),
         )
     )
     server = _ApiServer(
