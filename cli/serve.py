@@ -31,6 +31,7 @@ from wiretape.drift.audit import AuditOptions, AuditRunner, audit_every
 from wiretape.proxy import dispatch
 from wiretape.proxy.addons import Wiretape
 from wiretape.proxy.certs import ensure_ca
+from wiretape.proxy.workarounds import strict_http1_requests
 from wiretape.proxy.writer import Writer
 from wiretape.storage import db, har
 from wiretape.storage import repository as repo
@@ -66,6 +67,7 @@ class ProxyMaster(master.Master):
         # every addon through the event loop's self-pipe; none of ours listens
         self._legacy_log_events.uninstall()
         dispatch.install(self)
+        strict_http1_requests()  # HTTP/9.9 and garbage get 400 at once (proxy/workarounds.py)
         self.addons.add(
             core.Core(),
             proxyserver.Proxyserver(),

@@ -234,3 +234,54 @@ def test_deeply_nested_json_is_recorded_and_replayed(sqlite_url, serve, origin):
     r.stop()
     for log in (s.log(), r.log()):
         assert secret not in log
+
+
+def _answer_within(port: int, data: bytes, keep_alive_first: bytes = b"") -> bytes:
+    """Send `data` (after a good request on the same connection, if given) and read until
+    the proxy closes. The 5 s are a generous bound on a wait, not a speed assertion: the
+    answer comes at once, and a proxy still waiting after 5 s is the bug."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        if keep_alive_first:
+            c.sendall(keep_alive_first)
+            first = b""
+            while b"fine" not in first:
+                first += c.recv(65536)
+        c.sendall(data)
+        out = b""
+        try:
+            while chunk := c.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass  # a close (RST: the proxy did not read everything sent) is an answer too
+    return out
+
+
+@pytest.mark.parametrize("mode", ["record", "replay"])
+def test_unknown_versions_and_random_bytes_get_400_not_forwarded(sqlite_url, serve, origin,
+                                                                  mode):
+    import random
+
+    s = serve(sqlite_url, "--mode", mode, "--on-miss", "forward")
+    target = f"http://127.0.0.1:{origin.port}/ok".encode()
+    host = f"Host: 127.0.0.1:{origin.port}\r\n".encode()
+    bad = {
+        "HTTP/9.9": b"GET " + target + b" HTTP/9.9\r\n" + host + b"\r\n",
+        "HTTP/9.9 with a body": b"POST " + target + b" HTTP/9.9\r\n" + host
+        + b"Content-Length: 5\r\n\r\nhello",
+        "HTTP/7.3": b"GET " + target + b" HTTP/7.3\r\n" + host + b"\r\n",
+        "HTTP/2.0 as text": b"GET " + target + b" HTTP/2.0\r\n" + host + b"\r\n",
+        "HTTP/1.2": b"GET " + target + b" HTTP/1.2\r\n" + host + b"\r\n",
+        "zeros": b"\x00" * 5000,
+        **{f"5 KB of random bytes #{seed}": random.Random(seed).randbytes(5000)
+           for seed in range(25)},
+    }
+    good = b"GET " + target + b" HTTP/1.1\r\n" + host + b"\r\n"
+    for name, data in bad.items():
+        for first in (b"", good):  # on a new connection, and on a kept-alive one
+            out = _answer_within(s.proxy_port, data, first)
+            assert out == b"" or out.startswith(b"HTTP/1.1 400 Bad Request\r\n"), (name, out)
+    assert all(path == "/ok" and method == "GET" for method, path, _h in origin.requests)
+    assert len(origin.requests) == len(bad)  # only the good requests went upstream
+    assert good_request(s.proxy_port, origin.port).endswith(b"fine")
+    assert s.stop() == 0
+    assert " ERROR " not in s.log()
