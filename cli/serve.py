@@ -41,6 +41,7 @@ from wiretape.storage.matching import MatchRules
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
 
+from . import logscrub
 from .settings import Address, ServeSettings, SettingsError
 
 log = logging.getLogger("wiretape.serve")
@@ -345,6 +346,7 @@ def _check_free(address: Address, flag: str) -> None:
 
 def run(settings: ServeSettings) -> int:
     redactor = settings.redactor()  # the process's one: store, proxy and admin API share it
+    logscrub.install(redactor)
     admin_sock = _bound_socket(settings.admin, "--admin")
     try:
         _check_free(settings.listen, "--listen")

@@ -535,6 +535,9 @@ class Redactor:
             return resp
         return replace(resp, headers=headers, body=body)
 
+    def log_text(self, text: str) -> str:
+        return scrub_log_text(text, self.query)
+
     def exchange(self, ex: Exchange) -> Exchange:
         request, removed = self._request(ex.request)
         response = self.response(ex.response, removed) if ex.response is not None else None
@@ -547,6 +550,29 @@ class Redactor:
         if request is ex.request and response is ex.response and failure is ex.failure:
             return ex
         return replace(ex, request=request, response=response, failure=failure)
+
+
+# -- log lines -----------------------------------------------------------------------------
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@'\"<>]+@")
+_CONNECT_USERINFO = re.compile(r"\b(CONNECT\s+)[^\s/@'\"<>]+@")
+
+
+@lru_cache(maxsize=32)
+def _query_in_text(names: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?i)([?&;#](?:{alternatives})=)[^&\s'\"#<>]*")
+
+
+def scrub_log_text(text: str, query: frozenset[str]) -> str:
+    """A log line without the credentials a URL may carry: `user:password@` and the values
+    of secret query parameters, wherever a URL appears in it (mitmproxy's own lines quote
+    raw request lines)."""
+    if "@" in text:
+        text = _CONNECT_USERINFO.sub(rf"\1{REDACTED}@", _USERINFO.sub(rf"\1{REDACTED}@", text))
+    if "=" in text:
+        text = _query_in_text(query).sub(rf"\1{REDACTED}", text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
