@@ -117,4 +117,4 @@ class StrictHttp1Server(_http1.Http1Server):
 def strict_http1_requests() -> None:
     """Have mitmproxy's HTTP layer use StrictHttp1Server for clients (it names the class
     in its module when a client connection starts)."""
-    http_layers.Http1Server = StrictHttp1Server  # type: ignore[misc]
+    http_layers.Http1Server = StrictHttp1Server  # type: ignore[attr-defined]

@@ -107,17 +107,21 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
 def parse_json(body: bytes | str) -> tuple[bool, Any]:
     """(True, value) when the body is a JSON document nested at most MAX_JSON_DEPTH deep,
     else (False, None)."""
-    stripped = body.lstrip()
-    if not stripped or stripped[:1] not in (b'{["-0123456789tfn' if isinstance(stripped, bytes)
-                                            else '{["-0123456789tfn'):
+    if isinstance(body, bytes):
+        first = body.lstrip()[:1]
+        ok = bool(first) and first in b'{["-0123456789tfn'
+        # counting brackets is C-fast; only a document with enough of them can be too deep
+        brackets = body.count(b"[") + body.count(b"{")
+    else:
+        first_char = body.lstrip()[:1]
+        ok = bool(first_char) and first_char in '{["-0123456789tfn'
+        brackets = body.count("[") + body.count("{")
+    if not ok:
         return False, None
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return False, None
-    # counting brackets is C-fast; only a document with enough of them can be too deep
-    brackets = (body.count(b"[") + body.count(b"{") if isinstance(body, bytes)
-                else body.count("[") + body.count("{"))
     if brackets > MAX_JSON_DEPTH and json_depth_exceeds(value):
         return False, None
     return True, value

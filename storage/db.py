@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,7 +51,7 @@ SQLITE_FILE_MODE = 0o600
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
-def _sqlite_path(u: Any) -> str | None:
+def _sqlite_path(u: URL) -> str | None:
     """The file of a SQLite URL; None for an in-memory database."""
     db = u.database
     if not db or db == ":memory:" or db.startswith("file:"):
