@@ -174,6 +174,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(check_url(url)), revision)
+    restrict_sqlite_files(url)
 
 
 def downgrade(url: str, revision: str) -> None:
