@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from wiretape.drift.audit import AuditRunner
 from wiretape.drift.metrics import DriftCollector
 from wiretape.storage import db
@@ -23,6 +25,7 @@ from wiretape.storage.metrics import WriterCollector
 
 from . import schemas
 from .deps import get_session, require_token
+from .guard import AdminGuard
 from .routes import audits, diffs, overview, recordings, system, tapes, ui
 from .settings import ApiSettings
 from .version import wiretape_version
@@ -67,6 +70,16 @@ def add_error_handlers(app: FastAPI) -> None:
         # two requests raced to create the same tape
         return JSONResponse({"detail": "conflict with a concurrent change; try again"},
                             status_code=409)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        # FastAPI turns any failure to read a JSON body but a syntax error into a bare 400
+        # ("There was an error parsing the body"); a document too deep for json.loads is
+        # invalid input like any other, and says so
+        if isinstance(exc.__cause__, RecursionError):
+            return JSONResponse({"detail": "the JSON body is nested too deeply"},
+                                status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,6 +132,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                        responses={401: schemas.ERROR_RESPONSES[401]})
     ui.install(app)  # the web UI at /ui/: static files, no token (they hold no data)
     add_error_handlers(app)
+    # outermost: a request for another host name, or a cross-site write, reaches nothing
+    app.add_middleware(AdminGuard, names=settings.admin_hosts)
     return app
 
 

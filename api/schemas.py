@@ -500,6 +500,12 @@ class ValidationErrorOut(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong bearer token (with --token)"},
+    403: {"model": ErrorOut, "description": "a cross-site request (Origin, Sec-Fetch-Site) "
+                                            "that would change something"},
     404: {"model": ErrorOut, "description": "unknown recording id or tape"},
+    415: {"model": ErrorOut, "description": "a request that changes something without "
+                                            "Content-Type: application/json"},
+    421: {"model": ErrorOut, "description": "a Host this admin API does not answer to "
+                                            "(see --admin-host)"},
     422: {"model": ValidationErrorOut, "description": "invalid input"},
 }

@@ -30,3 +30,6 @@ class ApiSettings:
     # httpx's default
     upstream_ca_file: str | None = None
     upstream_ca_dir: str | None = None
+    # host names the admin app answers to besides localhost and IP literals (DNS
+    # rebinding): `--admin`'s host and the --admin-host names; "*" is any
+    admin_hosts: tuple[str, ...] = ()

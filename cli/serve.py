@@ -31,6 +31,7 @@ from wiretape.drift.audit import AuditOptions, AuditRunner, audit_every
 from wiretape.proxy import dispatch
 from wiretape.proxy.addons import Wiretape
 from wiretape.proxy.certs import ensure_ca
+from wiretape.proxy.workarounds import strict_http1_requests
 from wiretape.proxy.writer import Writer
 from wiretape.storage import db, har
 from wiretape.storage import repository as repo
@@ -40,9 +41,16 @@ from wiretape.storage.matching import MatchRules
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
 
+from . import logscrub
 from .settings import Address, ServeSettings, SettingsError
 
 log = logging.getLogger("wiretape.serve")
+
+# Shutdown's bounds: requests in flight get this long to finish (new ones are refused
+# at once), then the database this long to take what is queued; what it has not taken by
+# then is named in the log, one error line per exchange, and the exit status is 1.
+DRAIN_SECONDS = 10.0
+WRITE_SECONDS = 20.0
 
 
 class ProxyMaster(master.Master):
@@ -60,6 +68,7 @@ class ProxyMaster(master.Master):
         # every addon through the event loop's self-pipe; none of ours listens
         self._legacy_log_events.uninstall()
         dispatch.install(self)
+        strict_http1_requests()  # HTTP/9.9 and garbage get 400 at once (proxy/workarounds.py)
         self.addons.add(
             core.Core(),
             proxyserver.Proxyserver(),
@@ -245,6 +254,8 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
             admin_address=str(admin_address),
             upstream_ca_file=settings.trust.ca_file,
             upstream_ca_dir=settings.trust.ca_dir,
+            # the names the admin address is reached by: its own, and the operator's
+            admin_hosts=(settings.admin.host, *settings.admin_hosts),
         )
     )
     server = _ApiServer(
@@ -280,8 +291,17 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
         log.error("a server stopped unexpectedly; shutting down")
         code = 1
     await audits.stop()
+    server.should_exit = True  # the admin API stops alongside
+    if not proxy_task.done():
+        # stop listening, refuse what arrives on open connections, let what is in flight
+        # finish: every exchange a client got an answer for is queued before the writer's
+        # stop marker
+        try:
+            await wiretape.drain.shutdown(master, DRAIN_SECONDS)
+        except Exception:
+            log.exception("closing the proxy's connections failed")
+            code = 1
     master.shutdown()
-    server.should_exit = True
     results = await asyncio.gather(proxy_task, api_task, return_exceptions=True)
     stop_task.cancel()
     for r in results:
@@ -290,11 +310,16 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
             code = 1
     if api_task.done() and not server.started and code == 0:
         code = 1
-    # every captured exchange is written before the process exits
+    # every captured exchange is written before the process exits, or named in the log
     pending = writer.depth
-    await asyncio.to_thread(writer.close)
-    log.info("stopped; %d exchanges written in all (%d were queued at shutdown)",
-             writer.written, pending)
+    stopped = await asyncio.to_thread(writer.close, WRITE_SECONDS)
+    if writer.lost or not stopped:
+        code = 1
+        log.error("stopped; %d exchanges written in all, %d NOT written (named above)",
+                  writer.written, writer.lost if stopped else writer.depth)
+    else:
+        log.info("stopped; %d exchanges written in all (%d were queued at shutdown)",
+                 writer.written, pending)
     engine.dispose()
     return code
 
@@ -334,6 +359,7 @@ def _check_free(address: Address, flag: str) -> None:
 
 def run(settings: ServeSettings) -> int:
     redactor = settings.redactor()  # the process's one: store, proxy and admin API share it
+    logscrub.install(redactor)
     admin_sock = _bound_socket(settings.admin, "--admin")
     try:
         _check_free(settings.listen, "--listen")

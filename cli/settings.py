@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import click
+from wiretape.api.guard import host_name, is_ip_literal
 from wiretape.proxy.options import LATENCY_MS, UPSTREAM_TIMEOUT_S, ReplayDate, check_range
 from wiretape.storage import db
 from wiretape.storage.errors import InvalidInput, WiretapeError
@@ -220,6 +221,42 @@ def empty_is_none(ctx: click.Context, param: click.Parameter, value: str | None)
     return value or None
 
 
+def token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--token: not set when empty; refused when blank or padded with whitespace (a client
+    cannot send that in `Authorization: Bearer`, and a blank one protects nothing)."""
+    if not value:
+        return None
+    if not value.strip():
+        raise SettingsError(f"{param.opts[0]} is only whitespace: give a real token "
+                            "(e.g. openssl rand -hex 16)")
+    if value != value.strip():
+        raise SettingsError(f"{param.opts[0]} begins or ends with whitespace, which no "
+                            "client can send in Authorization: Bearer")
+    return value
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?", re.IGNORECASE)
+
+
+def check_admin_host(flag: str, value: str) -> str:
+    """--admin-host: a host name (`wiretape`), optionally with the port it is reached on
+    (`wiretape:8081`, the port is not compared), an IP literal, or `*` for any host."""
+    text = value.strip()
+    if text == "*":
+        return text
+    name = host_name(text)
+    if is_ip_literal(name) or _HOST_NAME.fullmatch(name):
+        return name
+    raise SettingsError(f"{flag} {value!r} must be a host name such as wiretape or "
+                        "wiretape:8081 (or * for any)")
+
+
+def admin_hosts(ctx: click.Context, param: click.Parameter,
+                values: tuple[str, ...]) -> tuple[str, ...]:
+    """Callback of --admin-host: names, comma-separated lists split, each checked."""
+    return tuple(check_admin_host(param.opts[0], v) for v in split_names(values))
+
+
 # -- the settings --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +292,8 @@ class ServeSettings:
     # --upstream-ca: a PEM bundle to verify upstream TLS with (checked: it holds certificates)
     upstream_ca: str | None = None
     replay_date: ReplayDate = ReplayDate.RECORDED
+    # --admin-host: more host names the admin API answers to (DNS rebinding), "*" any
+    admin_hosts: tuple[str, ...] = ()
     # the command line's matching rules; None when no matching flag is given (the tape
     # keeps its own)
     matching: MatchRules | None = field(init=False)
@@ -292,7 +331,8 @@ class ServeSettings:
 def opt(flag: str, *dest: str, **kw: Any) -> Callable[[FC], FC]:
     """A flag with its WIRETAPE_* variable (the flag wins over the variable); `dest`, if
     given, is the ServeSettings field it fills (else the flag's name does)."""
-    return click.option(f"--{flag}", *dest, envvar=env(flag), show_envvar=True, **kw)
+    kw.setdefault("envvar", env(flag))
+    return click.option(f"--{flag}", *dest, show_envvar=True, **kw)
 
 
 SERVE_FLAGS = (
@@ -309,7 +349,12 @@ SERVE_FLAGS = (
     opt("sequence", type=EnumChoice(SequencePolicy), default="repeat-last",
         help="after the last recording of a key: repeat-last, cycle or strict"),
     opt("overwrite", is_flag=True, default=False, help="record mode: empty the tape first"),
-    opt("token", default=None, callback=empty_is_none, help="admin API bearer token"),
+    opt("token", default=None, callback=token, help="admin API bearer token"),
+    # the plural variable reads better for a list; the singular is every flag's rule
+    opt("admin-host", "admin_hosts", multiple=True, callback=admin_hosts,
+        envvar=["WIRETAPE_ADMIN_HOSTS", env("admin-host")],
+        help="another host name the admin API answers to, e.g. wiretape:8081 in compose "
+             "(repeatable; * for any)"),
     opt("confdir", default="~/.wiretape", help="folder of the CA certificate and key"),
     opt("upstream-insecure", is_flag=True, default=False,
         help="do not verify upstream TLS certificates"),

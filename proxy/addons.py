@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wiretape.storage.notify import Notifier
 from wiretape.storage.redact import Redactor
 
+from .drain import Drain
 from .expect import ExpectContinue
 from .metrics import Metrics
 from .options import WiretapeOptions
@@ -35,10 +36,12 @@ class Wiretape:
         self.record_replay = RecordReplay(self.state.rt, self.options, redactor, writer,
                                           sessions, self.streams)
         self.timeout = UpstreamTimeout(self.options)
+        self.drain = Drain()
         self.addons: list[object] = [
             self.options,  # first: the others read the config it parses
             self.state,
             ClientWorkarounds(),
+            self.drain,  # refuses new requests at shutdown, before record/replay sees them
             ExpectContinue(),  # before record/replay: the request it sees is as sent
             # before record/replay: a streamed replay's head is put back in place first
             self.streams,

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from mitmproxy import connection, ctx, tls
+from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy.layers import http as http_layers
+
+# mitmproxy internals: the HTTP/1 server connection and its error page (private module)
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.utils import human
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +59,62 @@ class ClientWorkarounds:
             and b"h2" in (data.conn.alpn_offers or ())
         ):
             app["client_alpn"] = b"h2"
+
+
+# -- request heads mitmproxy would wait on or forward ----------------------------------------
+
+# RFC 9112 3: method SP request-target SP HTTP-version, the version HTTP/1.0 or HTTP/1.1
+# (anything else on an HTTP/1 connection, HTTP/9.9 say, mitmproxy forwarded as it was).
+_METHOD = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+_REQUEST_LINE = re.compile(_METHOD + rb"+[ \t]+[^ \t]+[ \t]+HTTP/1\.[01][ \t]*\r?")
+# What a request line may look like while it is still arriving: a method, a target, then
+# some prefix of the version. Bytes that cannot begin one (5 KB of random bytes, a NUL)
+# are refused at once instead of waiting for a blank line that never comes.
+_LINE_PREFIX = re.compile(
+    _METHOD + rb"*(?:[ \t]+[^ \t]*(?:[ \t]+(?:H(?:T(?:T(?:P(?:/(?:1(?:\.[01]?)?)?)?)?)?)?"
+    rb"[ \t]*\r?)?)?)?")
+MAX_REQUEST_LINE = 1024 * 1024  # mitmproxy serves a 200 KB URL; a megabyte is no URL
+MAX_REQUEST_HEAD = 4 * 1024 * 1024  # mitmproxy sets no bound ("FIXME: header size DoS")
+
+
+def request_head_problem(data: bytes) -> tuple[int, str] | None:
+    """What is wrong with the start of an HTTP/1 request head, as far as it has arrived
+    (status, message); None while it may still become a valid one."""
+    data = data.lstrip(b"\r\n")  # RFC 9112 2.2: empty lines before a request line
+    end = data.find(b"\n")
+    if end == -1:
+        if len(data) > MAX_REQUEST_LINE:
+            return 414, "request line too long"
+        if not _LINE_PREFIX.fullmatch(data):
+            return 400, "not an HTTP/1 request line"
+        return None
+    if not _REQUEST_LINE.fullmatch(data[:end]):
+        return 400, "not an HTTP/1.0 or HTTP/1.1 request line"
+    if len(data) > MAX_REQUEST_HEAD and data.find(b"\n\r\n") == data.find(b"\n\n") == -1:
+        return 431, "request head too large"
+    return None
+
+
+class StrictHttp1Server(_http1.Http1Server):
+    """mitmproxy's HTTP/1 server side, refusing a request head that cannot be HTTP/1.0 or
+    1.1 as soon as that shows (400, then the connection is closed), and a head that never
+    ends (mitmproxy waits for its blank line until the client gives up: tcp_timeout, 600 s).
+    The line itself is not logged: a URL may carry credentials."""
+
+    def read_headers(self, event: events.ConnectionEvent) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.DataReceived):
+            problem = request_head_problem(bytes(self.buf))
+            if problem is not None:
+                status, message = problem
+                yield commands.SendData(self.conn, _http1.make_error_response(status, message))
+                yield commands.CloseConnection(self.conn)
+                yield commands.Log(f"{human.format_address(self.conn.peername)}: {message}")
+                self.state = self.done
+                return
+        yield from super().read_headers(event)
+
+
+def strict_http1_requests() -> None:
+    """Have mitmproxy's HTTP layer use StrictHttp1Server for clients (it names the class
+    in its module when a client connection starts)."""
+    http_layers.Http1Server = StrictHttp1Server  # type: ignore[attr-defined]

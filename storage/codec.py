@@ -79,15 +79,52 @@ def is_json_type(content_type: str | None) -> bool:
     return ct == "application/json" or ct.endswith("+json") or ct.endswith("/json")
 
 
-def parse_json(body: bytes) -> tuple[bool, Any]:
-    """(True, value) when the body is a JSON document, else (False, None)."""
-    stripped = body.lstrip()
-    if not stripped or stripped[:1] not in b'{["-0123456789tfn':
+# JSON nested deeper than this is not treated as JSON: it is matched byte for byte, shown as
+# text and redacted by a token scan. Redaction, matching, diffs and the API's serialisers
+# walk JSON trees recursively (pydantic refuses ~255 levels, deepdiff fails near 400), and
+# a body is attacker-controlled. 128 is serde_json's default limit too; real APIs nest
+# a few dozen levels at most.
+MAX_JSON_DEPTH = 128
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when containers nest more than `limit` deep (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def parse_json(body: bytes | str) -> tuple[bool, Any]:
+    """(True, value) when the body is a JSON document nested at most MAX_JSON_DEPTH deep,
+    else (False, None)."""
+    if isinstance(body, bytes):
+        first = body.lstrip()[:1]
+        ok = bool(first) and first in b'{["-0123456789tfn'
+        # counting brackets is C-fast; only a document with enough of them can be too deep
+        brackets = body.count(b"[") + body.count(b"{")
+    else:
+        first_char = body.lstrip()[:1]
+        ok = bool(first_char) and first_char in '{["-0123456789tfn'
+        brackets = body.count("[") + body.count("{")
+    if not ok:
         return False, None
     try:
-        return True, json.loads(body)
+        value = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return False, None
+    if brackets > MAX_JSON_DEPTH and json_depth_exceeds(value):
+        return False, None
+    return True, value
 
 
 def body_view(headers: Headers, body: bytes) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,13 +48,54 @@ def check_url(url: str, what: str = "the database URL") -> str:
     return url
 
 
+# SQLite files hold every recorded body: owner-only, like the CA key. SQLite gives the -wal
+# and -shm files the database file's own mode, so creating that one 0600 covers all three.
+SQLITE_FILE_MODE = 0o600
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _sqlite_path(u: URL) -> str | None:
+    """The file of a SQLite URL; None for an in-memory database."""
+    db = u.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return os.path.abspath(db)
+
+
+def _create_owner_only(path: str) -> None:
+    """Create an empty database file 0600 (an empty file is a valid SQLite database) before
+    SQLite does, so no umask leaves it readable by others. If it cannot be made here,
+    SQLite's own error says why when it opens the file."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, SQLITE_FILE_MODE)
+    except OSError:
+        return
+    os.close(fd)
+
+
+def restrict_sqlite_files(url: str) -> None:
+    """Make an existing SQLite store and its -wal/-shm files owner-only again (a store made
+    before this rule, or copied in with a wider mode). Files this user does not own are
+    left as they are."""
+    u = make_url(check_url(url))
+    path = _sqlite_path(u) if u.get_backend_name() == "sqlite" else None
+    if path is None:
+        return
+    for suffix in SQLITE_SUFFIXES:
+        with contextlib.suppress(OSError):
+            st = os.stat(path + suffix)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o777 != SQLITE_FILE_MODE:
+                os.chmod(path + suffix, SQLITE_FILE_MODE)
+
+
 def make_engine(url: str, **kw: Any) -> Engine:
     url = check_url(url)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            folder = os.path.dirname(os.path.abspath(u.database))
-            os.makedirs(folder, exist_ok=True)
+        path = _sqlite_path(u)
+        if path is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            _create_owner_only(path)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kw
         )
@@ -114,6 +156,7 @@ def ensure_current(url: str) -> None:
         why = "a file is in the way" if isinstance(e, FileExistsError) else e.strerror or e
         raise Unavailable(f"cannot create the folder {e.filename} for the SQLite "
                           f"database: {why}") from e
+    restrict_sqlite_files(url)
 
 
 def ensure_keys_current(engine: Engine) -> dict[str, int]:
@@ -159,6 +202,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(check_url(url)), revision)
+    restrict_sqlite_files(url)
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -1,41 +1,350 @@
-"""Redaction: secrets are replaced by REDACTED before anything is stored or matched."""
+"""Redaction: secrets are replaced by REDACTED before anything is stored or matched.
+
+Rules remove values by name: headers, query parameters, JSON/form/multipart fields, cookie
+values. Every value a rule removed from an exchange is then also scrubbed wherever else it
+appears in that exchange (an upstream echoing a token into its body or a Location URL).
+Values removed from the request are scrubbed from the whole exchange, those removed from
+the response from the response: `request()` alone (what replay matches on) must give the
+same request that `exchange()` stores.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from .codec import DecodeError, decode_content, encode_content, is_json_type, parse_json
-from .exchange import Exchange, Headers, Request, Response, header_value
+from .exchange import Exchange, Failure, Headers, Request, Response, header_value
 
 REDACTED = "REDACTED"
 
-DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token")
+DEFAULT_HEADERS = (
+    "authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token",
+    "x-goog-api-key", "private-token", "x-amz-security-token", "x-csrf-token",
+)
 DEFAULT_RESPONSE_HEADERS = ("set-cookie",)
 DEFAULT_QUERY = (
-    "token", "access_token", "api_key", "apikey", "key", "password", "secret", "signature",
+    "token", "access_token", "refresh_token", "client_secret", "code", "api_key", "apikey",
+    "key", "password", "secret", "signature", "sig", "x-amz-signature", "x-amz-credential",
+    "x-amz-security-token",
 )
 DEFAULT_JSON = (
     "password", "secret", "token", "access_token", "refresh_token", "id_token",
     "client_secret", "api_key",
 )
 
+# Headers whose value is a URL: its query is redacted like the request's own
+# (an OAuth server's `Location: https://app/cb?code=...`, a Referer carrying a token).
+REQUEST_URL_HEADERS = frozenset({"referer"})
+RESPONSE_URL_HEADERS = frozenset({"location", "content-location"})
+# Framing headers are never scrubbed: they describe the bytes, and are recomputed.
+NOT_SCRUBBED = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+# A removed value shorter than this is not hunted elsewhere: it would match ordinary text.
+MIN_SCRUB_LENGTH = 6
+
+Removed = set[str]
+
 
 @lru_cache(maxsize=32)
-def _json_needles(names: frozenset[str]) -> tuple[bytes, ...]:
-    return tuple(b'"' + n.lower().encode() + b'"' for n in sorted(names))
+def _json_needles(names: frozenset[str]) -> tuple[str, ...]:
+    return tuple(f'"{n}"' for n in sorted(names))
 
 
-def may_hold_secret_field(data: bytes, names: frozenset[str]) -> bool:
-    """Cheap screen: a JSON body without `"name"` for any secret name is never parsed.
-    (Plain substring scans of the lower-cased bytes beat a case-insensitive regex by 10x.)"""
-    lowered = data.lower()
+def may_hold_secret_field(text: str, names: frozenset[str]) -> bool:
+    """Cheap screen: a JSON document without `"name"` for any secret name, and without a
+    `\\u` escape (the only way to spell a key's letters otherwise), is never parsed.
+    (Plain substring scans of the lower-cased text beat a case-insensitive regex by 10x.)"""
+    if "\\u" in text:
+        return True
+    lowered = text.lower()
     return any(needle in lowered for needle in _json_needles(names))
 
+
+def is_redacted(name: str, value: str) -> bool:
+    """A header value that redaction replaced: REDACTED itself, or a cookie list whose every
+    value is REDACTED (`a=REDACTED; b=REDACTED`)."""
+    if value == REDACTED:
+        return True
+    if name.lower() not in ("cookie", "set-cookie"):
+        return False
+    pairs = value.split(";") if name.lower() == "cookie" else value.split(";")[:1]
+    return all(p.partition("=")[2].strip() == REDACTED for p in pairs if p.strip())
+
+
+# -- headers -------------------------------------------------------------------------------
+
+def _credentials(value: str, removed: Removed) -> None:
+    """What an auth header's value gives away besides itself: `Bearer X` -> X; Basic also
+    its decoded `user:password` and the password."""
+    scheme, _, cred = value.strip().partition(" ")
+    cred = cred.strip()
+    if not cred:
+        return
+    removed.add(cred)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(cred, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return
+        removed.add(decoded)
+        removed.add(decoded.partition(":")[2])
+
+
+def _redact_cookie(value: str, removed: Removed) -> str:
+    """`a=1; b=2` -> `a=REDACTED; b=REDACTED`: a client's cookie jar keeps the names."""
+    out = []
+    for piece in value.split(";"):
+        lead = piece[: len(piece) - len(piece.lstrip())]
+        name, sep, val = piece.strip().partition("=")
+        if not piece.strip():
+            out.append(piece)
+        elif not sep:
+            removed.add(name)
+            out.append(f"{lead}{REDACTED}")
+        else:
+            if val.strip() != REDACTED:
+                removed.add(val.strip().strip('"'))
+            out.append(f"{lead}{name}={REDACTED}")
+    return ";".join(out)
+
+
+def _expired(attributes: list[str]) -> bool:
+    """A Set-Cookie that deletes its cookie (Max-Age=0, or Expires in the past): its value
+    is a tombstone such as `deleted`, not a secret worth hunting in the body."""
+    for attr in attributes:
+        key, _, val = attr.strip().partition("=")
+        key = key.strip().lower()
+        if key == "max-age" and val.strip().lstrip("-").isdigit() and int(val) <= 0:
+            return True
+        if key == "expires":
+            try:
+                when = parsedate_to_datetime(val.strip())
+            except (TypeError, ValueError, IndexError):
+                continue
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            if when < datetime.now(UTC):
+                return True
+    return False
+
+
+def _redact_set_cookie(value: str, removed: Removed) -> str:
+    """`session=abc; HttpOnly; Path=/` -> `session=REDACTED; HttpOnly; Path=/`."""
+    first, *attributes = value.split(";")
+    name, sep, val = first.partition("=")
+    if not sep:
+        if first.strip() != REDACTED:
+            removed.add(first.strip())
+        return ";".join([REDACTED, *attributes])
+    if val.strip() != REDACTED and not _expired(attributes):
+        removed.add(val.strip().strip('"'))
+    return ";".join([f"{name}={REDACTED}", *attributes])
+
+
+def _redact_header(name: str, value: str, removed: Removed) -> str:
+    lname = name.lower()
+    if lname == "cookie":
+        return _redact_cookie(value, removed)
+    if lname == "set-cookie":
+        return _redact_set_cookie(value, removed)
+    if value == REDACTED:
+        return value
+    removed.add(value)
+    _credentials(value, removed)
+    return REDACTED
+
+
+# -- query strings -------------------------------------------------------------------------
+
+def _redact_query(qs: str, names: frozenset[str], removed: Removed) -> str | None:
+    """A query string with the values of secret names replaced; None if nothing was."""
+    parts = qs.split("&")
+    changed = False
+    for i, part in enumerate(parts):
+        raw_name, sep, raw_value = part.partition("=")
+        if unquote_plus(raw_name).lower() in names and raw_value != REDACTED:
+            if sep:
+                removed.add(raw_value)
+                removed.add(unquote_plus(raw_value))
+            parts[i] = f"{raw_name}={REDACTED}"
+            changed = True
+    return "&".join(parts) if changed else None
+
+
+def _redact_url(url: str, names: frozenset[str], removed: Removed) -> str:
+    """A request target or an absolute URL with its query's secrets replaced (a fragment,
+    which a Location may carry, is treated the same)."""
+    if "?" not in url and "#" not in url:
+        return url
+    base, hash_, fragment = url.partition("#")
+    path, q, qs = base.partition("?")
+    new_qs = _redact_query(qs, names, removed) if q else None
+    new_fragment = _redact_query(fragment, names, removed) if hash_ else None
+    if new_qs is None and new_fragment is None:
+        return url
+    out = path + (q + (qs if new_qs is None else new_qs))
+    return out + (hash_ + (fragment if new_fragment is None else new_fragment))
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def _param(ctype: str, name: str) -> str | None:
+    """A Content-Type parameter (`charset`, `boundary`), unquoted."""
+    for part in ctype.split(";")[1:]:
+        key, sep, value = part.partition("=")
+        if sep and key.strip().lower() == name:
+            return value.strip().strip('"')
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A body as text, and how to turn text back into the same kind of bytes."""
+
+    text: str
+    bom: bytes
+    encoding: str
+
+    def encode(self, text: str) -> bytes:
+        return self.bom + text.encode(self.encoding)
+
+
+def _as_text(data: bytes, ctype: str) -> _Text | None:
+    """The body decoded per its byte-order mark, else its charset, else JSON's own rule
+    (RFC 4627: UTF-8, -16 or -32 told apart by where the NULs are). A decoding that gives
+    NUL characters is the wrong one (JSON text never holds a raw NUL): UTF-16 labelled
+    utf-8 still decodes "successfully", with a NUL before every letter."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            candidates = [(bom, enc)]
+            break
+    else:
+        charset = (_param(ctype, "charset") or "").lower()
+        detected = json.detect_encoding(data)
+        # a charset without its byte order: where the NULs are tells it
+        order = (detected, charset) if charset in ("utf-16", "utf-32") else (charset, detected)
+        candidates = [(b"", c) for c in order if c]
+    for prefix, enc in candidates:
+        try:
+            text = data[len(prefix):].decode(enc)
+        except (LookupError, UnicodeError):
+            continue
+        if "\x00" not in text or enc == candidates[-1][1]:
+            return _Text(text, prefix, enc)
+    return None
+
+
+def _is_wide(t: _Text) -> bool:
+    return t.encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32", "utf16",
+                                                             "utf32"))
+
+
+def _looks_like_json(data: bytes) -> bool:
+    return data.lstrip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe")[:1] in (b"{", b"[")
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s"{}\[\]:,]+', re.S)
+
+
+def _json_string(token: str) -> str:
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return value if isinstance(value, str) else token[1:-1]
+
+
+def _leaves(value: Any, removed: Removed) -> None:
+    """Every string inside a removed JSON value, walked without recursion."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            removed.add(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+def _redact_json_tokens(text: str, names: frozenset[str], removed: Removed) -> str | None:
+    """Redaction of JSON that does not parse, or nests deeper than codec.MAX_JSON_DEPTH:
+    a scan of its tokens, without recursion, replacing the value after every secret key
+    (a whole object or list included). None if nothing was replaced."""
+    tokens = [(m.start(), m.end(), m.group()) for m in _JSON_TOKEN.finditer(text)]
+    out: list[str] = []
+    pos = 0
+    i = 0
+    n = len(tokens)
+    while i + 2 < n:
+        tok = tokens[i][2]
+        if not (tok[0] == '"' and tokens[i + 1][2] == ":"
+                and _json_string(tok).lower() in names):
+            i += 1
+            continue
+        start, end, value = tokens[i + 2]
+        last = i + 2
+        if value in ("{", "["):
+            depth = 0
+            for j in range(i + 2, n):
+                t = tokens[j][2]
+                if t in ("{", "["):
+                    depth += 1
+                elif t in ("}", "]"):
+                    depth -= 1
+                elif t[0] == '"':
+                    removed.add(_json_string(t))
+                last = j
+                if depth == 0:
+                    break
+            end = tokens[last][1]
+        elif value in ("}", "]", ":", ","):
+            i += 2
+            continue
+        elif value != f'"{REDACTED}"':
+            if value[0] == '"':
+                removed.add(_json_string(value))
+        if value == f'"{REDACTED}"':
+            i = last + 1
+            continue
+        out.append(text[pos:start])
+        out.append(f'"{REDACTED}"')
+        pos = end
+        i = last + 1
+    if not out:
+        return None
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_DISPOSITION_NAME = re.compile(
+    r'(?:^|;)\s*name\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))', re.IGNORECASE)
+
+
+def _part_headers(head: bytes) -> Headers:
+    lines = head.decode("latin-1").split("\r\n")
+    return tuple((k.strip(), v.strip()) for k, sep, v in (ln.partition(":") for ln in lines)
+                 if sep)
+
+
+# -- the redactor ----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Redactor:
@@ -62,105 +371,271 @@ class Redactor:
             json_fields=base.json_fields | {j.lower() for j in json_fields},
         )
 
+    @property
+    def form_fields(self) -> frozenset[str]:
+        """Form and multipart fields: the JSON names and the query names (a form body is a
+        query string; OAuth sends `code` and `client_secret` in one)."""
+        return self.json_fields | self.query
+
     # -- parts -------------------------------------------------------------------------
-    def redact_headers(self, headers: Headers, names: frozenset[str]) -> Headers:
-        if not any(k.lower() in names for k, _ in headers):
+    def redact_headers(self, headers: Headers, names: frozenset[str],
+                       removed: Removed | None = None,
+                       url_headers: frozenset[str] = frozenset()) -> Headers:
+        removed = set() if removed is None else removed
+        if not any(k.lower() in names or k.lower() in url_headers for k, _ in headers):
             return headers
-        return tuple((k, REDACTED if k.lower() in names else v) for k, v in headers)
+        out = []
+        for k, v in headers:
+            lname = k.lower()
+            if lname in names:
+                v = _redact_header(k, v, removed)
+            elif lname in url_headers:
+                v = _redact_url(v, self.query, removed)
+            out.append((k, v))
+        new = tuple(out)
+        return headers if new == headers else new
 
-    def redact_target(self, target: str) -> str:
-        if "?" not in target:
-            return target
-        path, qs = target.split("?", 1)
-        parts = qs.split("&")
-        changed = False
-        for i, part in enumerate(parts):
-            raw_name = part.split("=", 1)[0]
-            if unquote_plus(raw_name).lower() in self.query:
-                parts[i] = f"{raw_name}={REDACTED}"
-                changed = True
-        return f"{path}?{'&'.join(parts)}" if changed else target
+    def redact_target(self, target: str, removed: Removed | None = None) -> str:
+        return _redact_url(target, self.query, set() if removed is None else removed)
 
-    def redact_value(self, value: Any) -> tuple[Any, bool]:
-        """JSON fields with a secret name are replaced at any depth."""
+    def redact_value(self, value: Any, removed: Removed | None = None) -> tuple[Any, bool]:
+        """JSON fields with a secret name are replaced at any depth. (Recursive: reached
+        only through codec.parse_json, which refuses documents deeper than MAX_JSON_DEPTH.)"""
+        removed = set() if removed is None else removed
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             changed = False
             for k, v in value.items():
                 if isinstance(k, str) and k.lower() in self.json_fields and v != REDACTED:
+                    _leaves(v, removed)
                     out[k] = REDACTED
                     changed = True
                 else:
-                    out[k], c = self.redact_value(v)
+                    out[k], c = self.redact_value(v, removed)
                     changed = changed or c
             return out, changed
         if isinstance(value, list):
-            items = [self.redact_value(v) for v in value]
+            items = [self.redact_value(v, removed) for v in value]
             return [v for v, _ in items], any(c for _, c in items)
         return value, False
 
-    def redact_form(self, body: bytes) -> bytes:
-        text = body.decode("latin-1")
-        parts = text.split("&")
-        changed = False
-        for i, part in enumerate(parts):
-            raw_name = part.split("=", 1)[0]
-            if unquote_plus(raw_name).lower() in self.json_fields | self.query:
-                parts[i] = f"{raw_name}={REDACTED}"
-                changed = True
-        return "&".join(parts).encode("latin-1") if changed else body
+    def redact_form(self, body: bytes, removed: Removed | None = None) -> bytes:
+        removed = set() if removed is None else removed
+        new = _redact_query(body.decode("latin-1"), self.form_fields, removed)
+        return body if new is None else new.encode("latin-1")
 
-    def redact_body(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
-        """Redact JSON (and form) bodies; re-encode with the same Content-Encoding."""
+    def redact_json(self, data: bytes, ctype: str, removed: Removed) -> bytes | None:
+        """A JSON document (in whatever charset it came) with its secret fields replaced,
+        in the same charset; None when nothing secret was found."""
+        text = _as_text(data, ctype)
+        if text is None or not may_hold_secret_field(text.text, self.json_fields):
+            return None
+        ok, value = parse_json(text.text)
+        if ok:
+            value, changed = self.redact_value(value, removed)
+            if not changed:
+                return None
+            new = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        else:
+            # too deep for the tree walk, or not well-formed: scan its tokens instead
+            scanned = _redact_json_tokens(text.text, self.json_fields, removed)
+            if scanned is None:
+                return None
+            new = scanned
+        try:
+            return text.encode(new)
+        except UnicodeError:
+            return text.bom + new.encode("utf-8")
+
+    def redact_multipart(self, data: bytes, boundary: str, removed: Removed) -> bytes:
+        """Parts named like a secret get REDACTED as their content; JSON, form and nested
+        multipart parts are redacted by their own type. Everything else stays byte for byte
+        (the boundary, each part's headers, files)."""
+        delimiter = b"--" + boundary.encode("latin-1")
+        pieces = data.split(delimiter)
+        out = [pieces[0]]
+        for piece in pieces[1:]:
+            head, sep, content = piece.partition(b"\r\n\r\n")
+            if piece.startswith(b"--") or not sep:
+                out.append(piece)
+                continue
+            trail = b"\r\n" if content.endswith(b"\r\n") else b""
+            content = content[: len(content) - len(trail)]
+            headers = _part_headers(head)
+            found = _DISPOSITION_NAME.search(header_value(headers, "content-disposition") or "")
+            name = (found.group(1) or found.group(2) or "") if found else ""
+            if name.lower() in self.form_fields:
+                if content != REDACTED.encode():
+                    removed.add(content.decode("utf-8", "replace"))
+                    removed.add(content.decode("latin-1"))
+                new = REDACTED.encode()
+            else:
+                _, new = self._body(headers, content, removed)
+            out.append(head + sep + new + trail)
+        return delimiter.join(out)
+
+    def _body(self, headers: Headers, body: bytes, removed: Removed) -> tuple[Headers, bytes]:
+        """Redact JSON, form and multipart bodies; re-encode with the same Content-Encoding."""
         if not body:
             return headers, body
         ctype = header_value(headers, "content-type") or ""
+        kind = ctype.split(";")[0].strip().lower()
         encoding = header_value(headers, "content-encoding")
         try:
             data = decode_content(body, encoding)
         except DecodeError:
             return headers, body
-        if ctype.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-            new = self.redact_form(data)
+        new: bytes | None
+        if kind == "application/x-www-form-urlencoded":
+            new = self.redact_form(data, removed)
+        elif kind.startswith("multipart/") and _param(ctype, "boundary"):
+            new = self.redact_multipart(data, _param(ctype, "boundary") or "", removed)
+        elif is_json_type(ctype) or _looks_like_json(data):
+            new = self.redact_json(data, ctype, removed)
         else:
-            if not (is_json_type(ctype) or data.lstrip()[:1] in (b"{", b"[")):
-                return headers, body
-            if not may_hold_secret_field(data, self.json_fields):
-                return headers, body
-            ok, value = parse_json(data)
-            if not ok:
-                return headers, body
-            value, changed = self.redact_value(value)
-            if not changed:
-                return headers, body
-            new = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        if new == data:
+            return headers, body
+        if new is None or new == data:
             return headers, body
         new_body = encode_content(new, encoding)
         return fix_content_length(headers, len(new_body)), new_body
 
-    # -- whole values --------------------------------------------------------------------
-    def request(self, req: Request) -> Request:
-        headers, body = self.redact_body(req.headers, req.body)
-        headers = self.redact_headers(headers, self.headers)
-        target = self.redact_target(req.target)
-        if headers is req.headers and body is req.body and target == req.target:
-            return req
-        return replace(req, headers=headers, body=body, target=target)
+    def redact_body(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
+        return self._body(headers, body, set())
 
-    def response(self, resp: Response) -> Response:
-        headers, body = self.redact_body(resp.headers, resp.body)
-        headers = self.redact_headers(headers, self.response_headers)
+    # -- whole values --------------------------------------------------------------------
+    def _request(self, req: Request) -> tuple[Request, Removed]:
+        removed: Removed = set()
+        headers, body = self._body(req.headers, req.body, removed)
+        headers = self.redact_headers(headers, self.headers, removed, REQUEST_URL_HEADERS)
+        target = self.redact_target(req.target, removed)
+        scrub = _Scrubber.of(removed)
+        if scrub is not None:
+            target = scrub.text(target)
+            headers = scrub.headers(headers)
+            headers, body = scrub.body(headers, body)
+        if headers is req.headers and body is req.body and target == req.target:
+            return req, removed
+        return replace(req, headers=headers, body=body, target=target), removed
+
+    def request(self, req: Request) -> Request:
+        return self._request(req)[0]
+
+    def response(self, resp: Response, removed: Iterable[str] = ()) -> Response:
+        """A response's secrets replaced, and with them `removed` (what was taken out of
+        its request) wherever it appears."""
+        found = set(removed)
+        headers, body = self._body(resp.headers, resp.body, found)
+        headers = self.redact_headers(headers, self.response_headers, found,
+                                      RESPONSE_URL_HEADERS)
+        scrub = _Scrubber.of(found)
+        if scrub is not None:
+            headers = scrub.headers(headers)
+            headers, body = scrub.body(headers, body)
         if headers is resp.headers and body is resp.body:
             return resp
         return replace(resp, headers=headers, body=body)
 
+    def log_text(self, text: str) -> str:
+        return scrub_log_text(text, self.query)
+
     def exchange(self, ex: Exchange) -> Exchange:
-        request = self.request(ex.request)
-        response = self.response(ex.response) if ex.response is not None else None
-        if request is ex.request and response is ex.response:
+        request, removed = self._request(ex.request)
+        response = self.response(ex.response, removed) if ex.response is not None else None
+        failure = ex.failure
+        scrub = _Scrubber.of(removed)
+        if failure is not None and scrub is not None:
+            message = scrub.text(failure.message)
+            if message != failure.message:
+                failure = Failure(failure.kind, message)
+        if request is ex.request and response is ex.response and failure is ex.failure:
             return ex
-        return replace(ex, request=request, response=response)
+        return replace(ex, request=request, response=response, failure=failure)
+
+
+# -- log lines -----------------------------------------------------------------------------
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@'\"<>]+@")
+_CONNECT_USERINFO = re.compile(r"\b(CONNECT\s+)[^\s/@'\"<>]+@")
+
+
+@lru_cache(maxsize=32)
+def _query_in_text(names: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?i)([?&;#](?:{alternatives})=)[^&\s'\"#<>]*")
+
+
+def scrub_log_text(text: str, query: frozenset[str]) -> str:
+    """A log line without the credentials a URL may carry: `user:password@` and the values
+    of secret query parameters, wherever a URL appears in it (mitmproxy's own lines quote
+    raw request lines)."""
+    if "@" in text:
+        text = _CONNECT_USERINFO.sub(rf"\1{REDACTED}@", _USERINFO.sub(rf"\1{REDACTED}@", text))
+    if "=" in text:
+        text = _query_in_text(query).sub(rf"\1{REDACTED}", text)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Scrubber:
+    """Replaces removed values wherever they appear: as written, percent-encoded, escaped
+    in JSON, and as the latin-1 text of their UTF-8 bytes (how headers are kept)."""
+
+    needles: tuple[str, ...]
+
+    @classmethod
+    def of(cls, removed: Removed) -> _Scrubber | None:
+        found: set[str] = set()
+        for value in removed:
+            if len(value) < MIN_SCRUB_LENGTH or value in REDACTED:
+                continue
+            found.update((
+                value, quote(value, safe=""), quote_plus(value), quote(value, safe="/:@"),
+                json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+                value.encode("utf-8", "surrogatepass").decode("latin-1"),
+            ))
+        needles = tuple(sorted((n for n in found if len(n) >= MIN_SCRUB_LENGTH),
+                               key=len, reverse=True))
+        return cls(needles) if needles else None
+
+    def text(self, text: str) -> str:
+        for needle in self.needles:
+            if needle in text:
+                text = text.replace(needle, REDACTED)
+        return text
+
+    def data(self, data: bytes) -> bytes:
+        for needle in self.needles:
+            for enc in ("utf-8", "latin-1"):
+                try:
+                    raw = needle.encode(enc)
+                except UnicodeError:
+                    continue
+                if raw in data:
+                    data = data.replace(raw, REDACTED.encode())
+        return data
+
+    def headers(self, headers: Headers) -> Headers:
+        new = tuple((k, v if k.lower() in NOT_SCRUBBED else self.text(v)) for k, v in headers)
+        return headers if new == headers else new
+
+    def body(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
+        if not body:
+            return headers, body
+        encoding = header_value(headers, "content-encoding")
+        try:
+            data = decode_content(body, encoding)
+        except DecodeError:
+            data, encoding = body, None  # undecodable: scrub the bytes as they are
+        text = _as_text(data, header_value(headers, "content-type") or "")
+        if text is not None and _is_wide(text):
+            scrubbed = self.text(text.text)
+            new = data if scrubbed == text.text else text.encode(scrubbed)
+        else:
+            new = self.data(data)
+        if new == data:
+            return headers, body
+        new_body = encode_content(new, encoding)
+        return fix_content_length(headers, len(new_body)), new_body
 
 
 def fix_content_length(headers: Headers, length: int) -> Headers:

@@ -53,7 +53,9 @@ class Admin:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 timeout: float = 60.0) -> tuple[int, bytes]:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        # every write is JSON, body or not: the admin API refuses other writes (CSRF)
+        writes = body is not None or method not in ("GET", "HEAD")
+        headers = {"Content-Type": "application/json"} if writes else {}
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = _Connection(self.host, self.port, timeout=timeout)

@@ -21,7 +21,7 @@ from wiretape.storage.exchange import (
     header_value,
 )
 from wiretape.storage.headers import HOP_BY_HOP
-from wiretape.storage.redact import REDACTED
+from wiretape.storage.redact import is_redacted
 
 from .options import AuditOptions, Target, answered
 
@@ -35,7 +35,7 @@ def request_headers(req: Request, extra: Sequence[tuple[str, str]] = ()) -> list
     left out, the extra ones added (replacing recorded headers of the same name)."""
     replaced = {n.lower() for n, _ in extra}
     kept = [(n, v) for n, v in req.headers
-            if n.lower() not in NOT_SENT and n.lower() not in replaced and v != REDACTED]
+            if n.lower() not in NOT_SENT and n.lower() not in replaced and not is_redacted(n, v)]
     return kept + list(extra)
 
 

@@ -178,6 +178,8 @@ def parse(doc: Any) -> HarTape:
 def loads(text: str | bytes) -> HarTape:
     try:
         doc = json.loads(text)
-    except (ValueError, RecursionError) as e:
+    except RecursionError as e:
+        raise HarError("not a HAR file: its JSON is nested too deeply to read") from e
+    except ValueError as e:
         raise HarError(f"not a HAR file: {e}") from e
     return parse(doc)

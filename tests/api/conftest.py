@@ -16,6 +16,9 @@ from wiretape.storage.exchange import Exchange, Request, Response
 
 from tests.drift.support import payments  # noqa: F401 - a fixture, for the drift routes
 
+# what every state-changing request must send (the admin app refuses anything else: CSRF)
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -82,6 +85,7 @@ def store(db_url: str) -> Iterator[Store]:
 def app_factory(db_url: str, tmp_path: Path) -> Callable[..., Any]:
     def make(**kw: Any) -> Any:
         kw.setdefault("confdir", str(tmp_path / "conf"))
+        kw.setdefault("admin_hosts", ("wiretape",))  # the clients' base_url, as in compose
         return create_app(ApiSettings(db_url=kw.pop("db_url", db_url), **kw))
     return make
 

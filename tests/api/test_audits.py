@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.conftest import JSON
 from tests.drift.support import (
     Payments,
     add,
@@ -105,14 +106,15 @@ async def test_audit_through_the_api(client, db_url, payments: Payments,
                                                     json={"refresh": True})).json()["id"])
     assert [r["refreshed"] for r in refreshed["results"]] == [True, False]
     generous_durations(db_url)
-    again = await finished(client, (await client.post("/api/tapes/payments/audit")).json()["id"])
+    again = await finished(
+        client, (await client.post("/api/tapes/payments/audit", headers=JSON)).json()["id"])
     assert again["summary"]["drifted"] == 0 and again["summary"]["passed"] is True
     recording = await client.get(f"/api/audits/{again['id']}")
     assert recording.status_code == 200
 
 
 async def test_audit_api_errors(client, db_url, payments: Payments) -> None:
-    assert (await client.post("/api/tapes/nope/audit")).status_code == 404
+    assert (await client.post("/api/tapes/nope/audit", headers=JSON)).status_code == 404
     assert (await client.get("/api/audits/999")).status_code == 404
     assert (await client.get("/api/audits/99999999999")).status_code == 422
     assert (await client.get("/api/audits/0")).status_code == 422

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import Any
 
 import pytest
 from wiretape.storage import repository as repo
@@ -145,3 +146,44 @@ async def test_import_the_docker_example_tape(client):
     r = await client.post("/api/tapes/app/import", json=doc)
     assert r.status_code == 200, r.text
     assert r.json()["imported"] == len(doc["log"]["entries"])
+
+
+def _deep(depth: int, leaf: str = "1") -> str:
+    return '{"a":' * depth + leaf + "}" * depth
+
+
+def _entry(body: str) -> dict[str, Any]:
+    return {"startedDateTime": "2026-01-01T00:00:00Z", "time": 1,
+            "request": {"method": "POST", "url": "http://a.test/deep",
+                        "headers": [{"name": "Content-Type", "value": "application/json"}],
+                        "postData": {"mimeType": "application/json", "text": body}},
+            "response": {"status": 200, "headers": [], "content": {"text": body}}}
+
+
+@pytest.mark.parametrize("depth", [1_200, 100_000])
+async def test_a_deeply_nested_json_body_imports_as_opaque_bytes(client, store, depth):
+    """Bodies nested beyond what is walked as JSON (the proxy records them byte for byte)
+    import the same way: an export of such a recording must import again."""
+    store.add("kept", make_exchange())
+    body = _deep(depth, '{"password": "hunter22", "n": 1}')
+    r = await client.post("/api/tapes/kept/import", json={"log": {"entries": [_entry(body)]}})
+    assert r.status_code == 200, r.text
+    rid = (await client.get("/api/recordings", params={"tape": "kept", "path": "/deep"})
+           ).json()["items"][0]["id"]
+    one = (await client.get(f"/api/recordings/{rid}")).json()
+    assert one["request"]["body"]["encoding"] == "text"  # not shown as a JSON tree
+    assert "hunter22" not in json.dumps(one)
+    assert one["request"]["body"]["content"] == body.replace("hunter22", "REDACTED")
+    assert (await client.get("/api/tapes/kept")).json()["recordings"] == 2
+
+
+async def test_a_har_document_nested_too_deep_is_refused(client, store):
+    """A document json.loads cannot read for its depth is a 422 naming the problem, never a
+    500; what the tape held stays."""
+    store.add("kept", make_exchange())
+    doc = '{"log": {"entries": [], "_other": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    r = await client.post("/api/tapes/kept/import", content=doc,
+                          headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json() == {"detail": "the JSON body is nested too deeply"}
+    assert (await client.get("/api/tapes/kept")).json()["recordings"] == 1

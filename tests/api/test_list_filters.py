@@ -16,7 +16,7 @@ from sqlalchemy import text
 from wiretape.storage import repository as repo
 from wiretape.storage.repository import listing
 
-from tests.api.conftest import make_exchange
+from tests.api.conftest import JSON, make_exchange
 
 pytestmark = pytest.mark.anyio
 
@@ -123,6 +123,6 @@ async def test_the_text_index_follows_edits_deletes_and_copies(client, store):
     await client.post("/api/tapes/t/copy", json={"to": "u"})
     found = (await client.get("/api/recordings", params={"q": "teal"})).json()["items"]
     assert sorted(i["tape"] for i in found) == ["t", "u"]
-    await client.delete(f"/api/recordings/{rid}")
-    await client.delete("/api/tapes/u")
+    await client.delete(f"/api/recordings/{rid}", headers=JSON)
+    await client.delete("/api/tapes/u", headers=JSON)
     assert (await client.get("/api/recordings", params={"q": "teal"})).json()["items"] == []

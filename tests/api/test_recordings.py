@@ -13,7 +13,7 @@ from wiretape.storage import models as m
 from wiretape.storage import repository as repo
 from wiretape.storage.exchange import Failure, FailureKind
 
-from tests.api.conftest import make_exchange
+from tests.api.conftest import JSON, make_exchange
 
 pytestmark = pytest.mark.anyio
 
@@ -301,10 +301,10 @@ async def test_patch_is_redacted_like_recorded_traffic(client, store):
 
 async def test_delete_one_renumbers_its_key(client, store):
     ids = store.add("t", *[make_exchange(body=f'{{"n": {i}}}', ns=NS + i) for i in range(3)])
-    r = await client.delete(f"/api/recordings/{ids[0]}")
+    r = await client.delete(f"/api/recordings/{ids[0]}", headers=JSON)
     assert r.status_code == 204 and r.content == b""
     assert (await client.get(f"/api/recordings/{ids[0]}")).status_code == 404
-    assert (await client.delete(f"/api/recordings/{ids[0]}")).status_code == 404
+    assert (await client.delete(f"/api/recordings/{ids[0]}", headers=JSON)).status_code == 404
     items = (await client.get("/api/recordings", params={"tape": "t"})).json()["items"]
     assert [(i["id"], i["seq"]) for i in items] == [(ids[2], 1), (ids[1], 0)]
 
@@ -313,16 +313,17 @@ async def test_delete_by_filter(client, store):
     ids = store.add("t", make_exchange(status=500, ns=NS), make_exchange(status=200, ns=NS + 1),
                     make_exchange(status=500, url="http://api.test/x", ns=NS + 2))
     keep = store.add("u", make_exchange(status=500))
-    r = await client.delete("/api/recordings", params={"tape": "t", "status": 500})
+    r = await client.delete("/api/recordings", params={"tape": "t", "status": 500}, headers=JSON)
     assert r.status_code == 200 and r.json() == {"deleted": 2}
     left = (await client.get("/api/recordings")).json()["items"]
     assert sorted(i["id"] for i in left) == sorted([ids[1], *keep])
     assert [i["seq"] for i in left if i["id"] == ids[1]] == [0]
-    r = await client.delete("/api/recordings")
+    r = await client.delete("/api/recordings", headers=JSON)
     assert r.status_code == 422 and "at least one filter" in r.json()["detail"]
-    r = await client.delete("/api/recordings", params={"tape": "missing"})
+    r = await client.delete("/api/recordings", params={"tape": "missing"}, headers=JSON)
     assert r.status_code == 404
-    r = await client.delete("/api/recordings", params={"tape": "t", "q": "nothing-like-it"})
+    r = await client.delete("/api/recordings", params={"tape": "t", "q": "nothing-like-it"},
+                            headers=JSON)
     assert r.json() == {"deleted": 0}
 
 

@@ -38,7 +38,9 @@ def _schema(db_url: str, tmp_path: Path) -> schemathesis.BaseSchema:
     finally:
         store.close()
     (tmp_path / "conf").mkdir()
-    app = create_app(ApiSettings(db_url=db_url, confdir=str(tmp_path / "conf")))
+    # schemathesis calls an ASGI app as Host: testserver
+    app = create_app(ApiSettings(db_url=db_url, confdir=str(tmp_path / "conf"),
+                                 admin_hosts=("testserver",)))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -195,3 +195,78 @@ def test_metrics_count_what_the_proxy_did(db_url, upstream, serve):
     assert sample("wiretape_request_duration_seconds_count", mode="record") == 3
     _eventually(lambda: sample("wiretape_recordings_written_total") == 3, timeout=5)
     assert sample("wiretape_write_queue_depth") == 0
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    """Bytes as a browser whose page rebound its name to 127.0.0.1 would send them."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_dns_rebinding_and_cross_site_writes_through_the_real_server(sqlite_url, serve):
+    """The real uvicorn: a page on attacker.example rebound to 127.0.0.1 can read nothing
+    (421 on every route: API, export, metrics, docs, UI), token or not; its writes and
+    cross-site writes from anywhere change nothing."""
+    for env in ({}, {"WIRETAPE_TOKEN": "tok-123"}):
+        wt = serve(sqlite_url, "--admin-host", "wiretape:8081", env=env)
+        auth = {"Authorization": "Bearer tok-123"} if env else {}
+        for path in ("/api/recordings", "/api/tapes/default/export", "/api/mode", "/metrics",
+                     "/docs", "/ui/", "/api/misses", "/api/health"):
+            for host in ("attacker.example", f"attacker.example:{wt.admin_port}"):
+                r = wt.api("GET", path, headers={"Host": host, **auth})
+                assert r.status_code == 421, (path, host, r.status_code)
+                assert r.json()["detail"].startswith("this admin API does not answer")
+            for host in (f"localhost:{wt.admin_port}", f"127.0.0.1:{wt.admin_port}",
+                         "wiretape:8081"):
+                assert wt.api("GET", path, headers={"Host": host, **auth}).status_code == 200
+        # a rebound page's own write, sent as a browser sends it
+        body = b'{"mode": "passthrough"}'
+        answer = _raw(wt.admin_port, b"PUT /api/mode HTTP/1.1\r\nHost: attacker.example\r\n"
+                      b"Origin: http://attacker.example\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        assert answer.startswith(b"HTTP/1.1 421 "), answer
+        # a cross-site form post and a body-less POST (the audit that re-sends recorded
+        # requests to live upstreams)
+        form = wt.api("POST", "/api/replay/reset", content=b"x=1", headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": "https://attacker.example", "Sec-Fetch-Site": "cross-site", **auth})
+        assert form.status_code == 403
+        bare = wt.api("POST", "/api/tapes/default/audit", headers=auth)
+        assert bare.status_code == 415
+        assert wt.api("GET", "/api/tapes/default/audits", headers=auth).json() == []
+        assert wt.api("GET", "/api/mode", headers=auth).json()["mode"] == "record"
+        wt.stop()
+
+
+def test_admin_hosts_from_the_flag_or_the_variable(sqlite_url, serve, tmp_path):
+    wt = serve(sqlite_url, env={"WIRETAPE_ADMIN_HOSTS": "wiretape:8081 other,third.internal"})
+    for host in ("wiretape", "other:1", "third.internal"):
+        assert wt.api("GET", "/api/tapes", headers={"Host": host}).status_code == 200, host
+    assert wt.api("GET", "/api/tapes", headers={"Host": "fourth"}).status_code == 421
+    wt.stop()
+    for bad in ("http://wiretape:8081", "wire tape", "a/b"):
+        p = _run_serve("--db", sqlite_url, "--admin", "127.0.0.1:0",
+                       "--confdir", str(tmp_path / "conf"), "--admin-host", bad, cwd=tmp_path)
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip().splitlines() == [
+            f"wiretape: error: --admin-host {bad!r} must be a host name such as wiretape or "
+            "wiretape:8081 (or * for any)"]
+
+
+@pytest.mark.parametrize(("token", "why"), [
+    ("   ", "is only whitespace"), ("\t", "is only whitespace"),
+    (" tok-123", "begins or ends with whitespace"),
+])
+def test_a_blank_token_is_refused(tmp_path, token, why):
+    for args, env in ((["--token", token], {}), ([], {"WIRETAPE_TOKEN": token})):
+        p = _run_serve("--db", f"sqlite:///{tmp_path / 'w.db'}", "--admin", "0.0.0.0:0",
+                       "--confdir", str(tmp_path / "conf"), *args, cwd=tmp_path, env=env)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"--token {why}" in lines[0], p.stderr

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from wiretape.storage import metrics
 from wiretape.storage import repository as repo
 
-from tests.api.conftest import open_client
+from tests.api.conftest import JSON, open_client
 
 pytestmark = pytest.mark.anyio
 
@@ -35,8 +35,8 @@ async def test_health_and_mode(client, store):
 
 async def test_replay_reset_bumps_the_generation(client, store):
     await client.put("/api/mode", json={"mode": "replay"})
-    a = (await client.post("/api/replay/reset")).json()
-    b = (await client.post("/api/replay/reset")).json()
+    a = (await client.post("/api/replay/reset", headers=JSON)).json()
+    b = (await client.post("/api/replay/reset", headers=JSON)).json()
     assert a["reset"] is True and b["generation"] == a["generation"] + 1
 
 
@@ -119,7 +119,7 @@ async def test_token_guards_everything_but_health(app_factory):
             for headers in ({}, {"Authorization": "Bearer wrong"},
                             {"Authorization": "Basic s3cret-token"},
                             {"Authorization": "Bearer s3cret-token-and-more"}):
-                r = await c.request(method, path, headers=headers)
+                r = await c.request(method, path, headers={**JSON, **headers})
                 assert r.status_code == 401, (method, path, headers, r.status_code)
                 assert r.headers["www-authenticate"] == "Bearer"
                 assert "token" in r.json()["detail"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from wiretape.storage import repository as repo
 
-from tests.api.conftest import make_exchange
+from tests.api.conftest import JSON, make_exchange
 
 pytestmark = pytest.mark.anyio
 
@@ -25,10 +25,10 @@ async def test_list_create_get_delete(client, store):
     r = await client.post("/api/tapes", json={"name": "beta"})
     assert r.status_code == 409 and r.json() == {"detail": "tape 'beta' already exists"}
 
-    r = await client.delete("/api/tapes/alpha")
+    r = await client.delete("/api/tapes/alpha", headers=JSON)
     assert r.status_code == 204
     assert (await client.get("/api/tapes/alpha")).status_code == 404
-    assert (await client.delete("/api/tapes/alpha")).status_code == 404
+    assert (await client.delete("/api/tapes/alpha", headers=JSON)).status_code == 404
     assert (await client.get("/api/recordings")).json()["items"] == []
     assert [t["name"] for t in (await client.get("/api/tapes")).json()] == ["beta"]
 

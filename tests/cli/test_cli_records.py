@@ -143,3 +143,42 @@ def test_import_redacts_and_rejects_bad_files(db_url, tmp_path):
     assert p.returncode == 2  # nothing of the bad file was stored, not even the tape
     p = wiretape("export", "--db", db_url, "--tape", "nope", cwd=tmp_path)
     assert p.returncode == 2 and "not found" in p.stderr
+
+
+def _har(body: str, extra: str = "") -> str:
+    entry = {"startedDateTime": "2026-01-01T00:00:00Z", "time": 1,
+             "request": {"method": "POST", "url": "http://a.test/deep",
+                         "headers": [{"name": "Content-Type", "value": "application/json"}],
+                         "postData": {"mimeType": "application/json", "text": body}},
+             "response": {"status": 200, "headers": [], "content": {"text": "ok"}}}
+    doc = json.dumps({"log": {"version": "1.2", "entries": [entry], "_x": None}})
+    return doc.replace('"_x": null', f'"_x": {extra or "null"}')
+
+
+def test_deeply_nested_json_in_a_har(db_url, tmp_path):
+    """A 1,200-level JSON body imports (it is kept as opaque bytes, as the proxy records it)
+    and exports again; a document nested too deep to read is one line and exit 2, and what
+    the tape held stays."""
+    seed(db_url)
+    deep = tmp_path / "deep-body.har"
+    body = '{"a":' * 1200 + '{"token": "t0k3n-123456"}' + "}" * 1200
+    deep.write_text(_har(body))
+    p = wiretape("import", str(deep), "--db", db_url, "--tape", "shop", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = wiretape("export", "--db", db_url, "--tape", "shop", cwd=tmp_path)
+    assert out.returncode == 0 and "t0k3n-123456" not in out.stdout
+    again = tmp_path / "again.har"
+    again.write_text(out.stdout)
+    p = wiretape("import", str(again), "--db", db_url, "--tape", "copy", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+
+    too_deep = tmp_path / "deep-doc.har"
+    too_deep.write_text(_har("{}", "[" * 100_000 + "]" * 100_000))
+    p = wiretape("import", str(too_deep), "--db", db_url, "--tape", "shop", "--replace",
+                 cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert lines[0].endswith("not a HAR file: its JSON is nested too deeply to read")
+    ls = wiretape("ls", "--db", db_url, "--tape", "shop", cwd=tmp_path)
+    assert ls.returncode == 0 and "/deep" in ls.stdout and "/items/1" in ls.stdout

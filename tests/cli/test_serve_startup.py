@@ -15,7 +15,8 @@ import pytest
 from tests.helpers import LISTENING, WIRETAPE_BIN, Reply, Upstream
 
 
-def serve(tmp_path: Path, *args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
+def serve_cli(tmp_path: Path, *args: str,
+              db: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
     return subprocess.run(
         [WIRETAPE_BIN, "serve", "--db", db or f"sqlite:///{tmp_path / 'w.db'}",
@@ -44,7 +45,7 @@ def taken_port() -> Iterator[int]:
 @pytest.mark.parametrize("flag", ["--listen", "--admin"])
 def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, taken_port, flag):
     other = "--admin" if flag == "--listen" else "--listen"
-    line = one_line_exit_2(serve(tmp_path, flag, f"127.0.0.1:{taken_port}",
+    line = one_line_exit_2(serve_cli(tmp_path, flag, f"127.0.0.1:{taken_port}",
                                  other, "127.0.0.1:0"))
     assert line == (f"wiretape: error: cannot listen on 127.0.0.1:{taken_port} ({flag}): "
                     "address already in use")
@@ -59,7 +60,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, taken_port, flag):
 def test_an_unusable_sqlite_file_is_one_line_and_exit_2(tmp_path, path, why):
     (tmp_path / "a-file").write_text("not a folder")
     db = "sqlite:///" + path.format(tmp=tmp_path)
-    line = one_line_exit_2(serve(tmp_path, "--listen", "127.0.0.1:0",
+    line = one_line_exit_2(serve_cli(tmp_path, "--listen", "127.0.0.1:0",
                                  "--admin", "127.0.0.1:0", db=db))
     assert line.startswith("wiretape: error: cannot ")
     assert why in line
@@ -68,7 +69,7 @@ def test_an_unusable_sqlite_file_is_one_line_and_exit_2(tmp_path, path, why):
 def test_unreachable_postgresql_says_where_and_that_it_will_not_retry(tmp_path, refusing_port):
     port = refusing_port
     db = f"postgresql+psycopg://wiretape:s3cret-pw@127.0.0.1:{port}/tapes"
-    line = one_line_exit_2(serve(tmp_path, "--listen", "127.0.0.1:0",
+    line = one_line_exit_2(serve_cli(tmp_path, "--listen", "127.0.0.1:0",
                                  "--admin", "127.0.0.1:0", db=db))
     assert f"PostgreSQL database tapes at 127.0.0.1:{port}" in line
     assert "not retrying" in line
@@ -88,3 +89,71 @@ def test_port_0_binds_free_ports_and_reports_them(sqlite_url, serve, upstream: U
     # the reported proxy address is the one that answers
     with httpx.Client(proxy=f"http://{health['proxy']}", trust_env=False) as c:
         assert c.get(f"{upstream.url}/hello").text == "hi"
+
+
+def _modes(db_file: Path) -> dict[str, int]:
+    found = {}
+    for suffix in ("", "-wal", "-shm"):
+        f = Path(f"{db_file}{suffix}")
+        if f.exists():
+            found[f.name] = f.stat().st_mode & 0o777
+    return found
+
+
+def test_the_sqlite_files_are_owner_only(tmp_path, serve, upstream: Upstream):
+    """The store holds every recorded body: the database and its -wal/-shm files are 0600
+    from their creation, whatever the umask, and an older world-readable store is made
+    owner-only again on start."""
+    upstream.route("GET /x", Reply(200, "x"))
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new" / "w.db"
+        s = serve(f"sqlite:///{new}")
+        with s.client() as c:
+            assert c.get(f"{upstream.url}/x").status_code == 200
+        assert s.api("GET", "/api/recordings").json()["items"]
+        modes = _modes(new)
+        assert set(modes) == {"w.db", "w.db-wal", "w.db-shm"}, modes
+        assert set(modes.values()) == {0o600}, {k: oct(v) for k, v in modes.items()}
+        s.stop()
+
+        # a store made before this rule: readable by everyone
+        for f in new.parent.iterdir():
+            f.chmod(0o644)
+        s = serve(f"sqlite:///{new}")
+        assert set(_modes(new).values()) == {0o600}
+        s.stop()
+    finally:
+        os.umask(old)
+    # `wiretape db upgrade` (and every other command) creates a new store the same way
+    other = tmp_path / "other.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
+    for _ in range(2):  # a new store, then one made readable by everyone since
+        subprocess.run([WIRETAPE_BIN, "db", "upgrade", "--db", f"sqlite:///{other}"],
+                       check=True, capture_output=True, env=env, cwd=tmp_path)
+        assert set(_modes(other).values()) == {0o600}
+        other.chmod(0o644)
+
+
+def test_tape_file_with_deeply_nested_json(tmp_path, serve):
+    """--tape-file: a 1,200-level JSON body is loaded and replayed byte for byte; a file
+    nested too deep to read is one line and exit 2."""
+    from tests.cli.test_cli_records import _har
+
+    body = '{"a":' * 1200 + "1" + "}" * 1200
+    deep = tmp_path / "deep.har"
+    deep.write_text(_har(body))
+    s = serve(f"sqlite:///{tmp_path / 'd.db'}", "--mode", "replay", "--tape-file", str(deep))
+    with s.client() as c:
+        r = c.post("http://a.test/deep", content=body,
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code == 200 and r.text == "ok", r.text
+        assert c.post("http://a.test/deep", content=body + " ").status_code == 502
+    s.stop()
+    assert "Traceback" not in s.log()
+
+    too_deep = tmp_path / "too-deep.har"
+    too_deep.write_text(_har("{}", "[" * 100_000 + "]" * 100_000))
+    line = one_line_exit_2(serve_cli(tmp_path, "--listen", "127.0.0.1:0", "--admin",
+                                     "127.0.0.1:0", "--tape-file", str(too_deep)))
+    assert line.endswith("not a HAR file: its JSON is nested too deeply to read"), line

@@ -34,7 +34,8 @@ ENV = {"WIRETAPE_TOKEN": "t0ken"}
 DOC = load_compose(ENV)
 SERVICES = DOC["services"]
 PROFILES = {"record", "replay"}
-SERVE_ENV_VARS = {p.envvar for p in serve.params if isinstance(p.envvar, str)}
+SERVE_ENV_VARS = {v for p in serve.params
+                  for v in ([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])}
 IMAGE_ENV = stages(DOCKERFILE)[-1].env()
 APP_KEYS = ("build", "image", "environment", "volumes", "networks", "command", "entrypoint")
 
@@ -171,6 +172,17 @@ def test_app_proxy_variables_point_at_wiretape():
             assert str(url.port) == listen_port, f"{name} {var}"
         for var in ("NO_PROXY", "no_proxy"):
             assert aliases & set(env[var].split(",")), f"{name} {var}: admin API via the proxy"
+
+
+def test_wiretape_answers_to_the_name_the_app_reaches_it_by():
+    """The README tells the app to call the admin API as http://wiretape:8081; the admin
+    API answers only to host names it is told of (DNS rebinding), so that alias is one."""
+    for name, app in app_services().items():
+        wiretape = SERVICES[f"wiretape-{name.removeprefix('app-')}"]
+        aliases = {a for net in set(networks_of(app)) & set(networks_of(wiretape))
+                   for a in networks_of(wiretape)[net].get("aliases", [])}
+        hosts = set(re.split(r"[\s,]+", wiretape["environment"]["WIRETAPE_ADMIN_HOSTS"]))
+        assert aliases <= hosts, (name, aliases, hosts)
 
 
 def test_app_trusts_the_ca_wiretape_writes_to_the_shared_volume():

@@ -27,7 +27,8 @@ from tests.docker.files import (
 )
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-SERVE_ENV_VARS = {p.envvar for p in serve.params if isinstance(p.envvar, str)}
+SERVE_ENV_VARS = {v for p in serve.params
+                  for v in ([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])}
 COMPILERS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|cc|make|cargo|rustc)\b")
 
 

@@ -37,3 +37,26 @@ def test_h2_is_picked_for_a_client_that_offers_it_second() -> None:
 ])
 def test_otherwise_the_choice_is_left_alone(offers, app) -> None:
     assert tls_start(offers, dict(app))["client_alpn"] is None
+
+
+def test_a_request_head_arriving_byte_by_byte_is_never_refused_early():
+    from wiretape.proxy.workarounds import request_head_problem
+
+    for head in (b"GET http://a.test/x?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                 b"\r\nCONNECT a.test:443 HTTP/1.0\r\n\r\n",
+                 b"M-SEARCH * HTTP/1.1\r\n\r\n",
+                 b"GET /\x00x\t HTTP/1.1\n\n"):
+        for i in range(len(head) + 1):
+            assert request_head_problem(head[:i]) is None, head[:i]
+
+
+def test_request_heads_that_cannot_become_http1():
+    from wiretape.proxy.workarounds import MAX_REQUEST_LINE, request_head_problem
+
+    for data in (b"GET / HTTP/9.9\r\n", b"GET / HTTP/1.1x\r\n", b"GET / http/1.1\r\n",
+                 b"GET /\r\n", b"G\xc3\x89T / HTTP/1.1\r\n", b"GET / HTTP/1.1 extra\r\n"):
+        assert request_head_problem(data) == (400, "not an HTTP/1.0 or HTTP/1.1 request line")
+    for data in (b"\x00", b"\x16\x03\x01", b"GET / HTTP/2", b"GET / HTTP/1.1x", b"{\"a\": 1}"):
+        assert request_head_problem(data) == (400, "not an HTTP/1 request line"), data
+    assert request_head_problem(b"GET /" + b"a" * MAX_REQUEST_LINE) == (
+        414, "request line too long")

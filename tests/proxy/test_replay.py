@@ -45,7 +45,7 @@ def test_sequences_replay_in_seq_order_and_reset(db_url, upstream, serve):
     with s.client() as c:
         got = [c.get(f"{upstream.url}/payment/7").json()["state"] for _ in range(5)]
         assert got == ["pending", "pending", "confirmed", "confirmed", "confirmed"]
-        assert s.api("POST", "/api/replay/reset").status_code == 200
+        assert s.api("POST", "/api/replay/reset", json={}).status_code == 200
         wait_for(lambda: c.get(f"{upstream.url}/payment/7").json()["state"] == "pending",
                  5, "sequence reset")
         assert c.get(f"{upstream.url}/payment/7").json()["state"] == "pending"

@@ -29,7 +29,8 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def client(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The admin app as `serve --token` builds it (the UI does not depend on the backend)."""
-    app = create_app(ApiSettings(db_url=sqlite_url, token="t0ken", confdir=str(tmp_path)))
+    app = create_app(ApiSettings(db_url=sqlite_url, token="t0ken", confdir=str(tmp_path),
+                                 admin_hosts=("wiretape",)))
     async for c in open_client(app):
         yield c
 
