@@ -297,7 +297,12 @@ async def _serve(settings: ServeSettings, redactor: Redactor,
         # finish: every exchange a client got an answer for is queued before the writer's
         # stop marker
         try:
-            await wiretape.drain.shutdown(master, DRAIN_SECONDS)
+            # a response still streaming is stored as far as it went (marked shutdown)
+            # before its connection is closed
+            rr = wiretape.record_replay
+            await wiretape.drain.shutdown(master, DRAIN_SECONDS,
+                                          streaming=lambda: rr.streaming.keys(),
+                                          before_close=rr.done)
         except Exception:
             log.exception("closing the proxy's connections failed")
             code = 1

@@ -4,9 +4,11 @@ flight finish, then close every client connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Collection
 from typing import Any
 
 from mitmproxy import http
@@ -52,7 +54,7 @@ class Drain:
 
     def _done(self, flow: http.HTTPFlow) -> None:
         self._in_flight.discard(flow.id)
-        if not self._in_flight and self._idle is not None:
+        if self._idle is not None:
             # once the rest of this hook's addons have run (record/replay queues the
             # capture in the same hook, after this one)
             asyncio.get_running_loop().call_soon(self._idle.set)
@@ -60,21 +62,37 @@ class Drain:
     response = error = _done
 
     # -- shutdown ----------------------------------------------------------------------------
-    async def shutdown(self, master: Any, timeout: float) -> int:
+    async def shutdown(self, master: Any, timeout: float,
+                       streaming: Callable[[], Collection[str]] = frozenset,
+                       before_close: Callable[[], None] | None = None) -> int:
         """Stop listening, refuse new requests, wait up to `timeout` seconds for the ones in
         flight, then close every client connection. Returns how many requests were still in
-        flight (cut off, unanswered) when the wait ended."""
+        flight (cut off, unanswered) when the wait ended.
+
+        `streaming()` names the flows whose response is streaming to its client: their
+        client has its answer (the head and what came so far) and an endless stream would
+        never end, so they are not waited for; `before_close` stores them as far as they
+        went before their connections are closed."""
         self.draining = True
         proxyserver = master.addons.get("proxyserver")
         await proxyserver.servers.update([])  # no new connections
         self._idle = asyncio.Event()
-        if self._in_flight:
-            log.info("shutting down: waiting for %d requests in flight", len(self._in_flight))
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except TimeoutError:
-                pass
-        cut = len(self._in_flight)
+
+        def waiting() -> set[str]:
+            return self._in_flight - set(streaming())
+
+        if waiting():
+            log.info("shutting down: waiting for %d requests in flight", len(waiting()))
+            deadline = time.monotonic() + timeout
+            # the idle event covers the usual case; a poll covers a flow that turns into a
+            # stream meanwhile (it stops counting without a hook of Drain's own)
+            while waiting() and time.monotonic() < deadline:
+                self._idle.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), 0.05)
+        cut = len(waiting())
+        if before_close is not None:
+            before_close()
         if cut:
             log.warning("shutting down: %d requests still in flight after %gs are cut off "
                         "(their clients got no answer, so nothing is recorded)", cut, timeout)

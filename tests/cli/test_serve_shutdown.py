@@ -121,9 +121,9 @@ def test_shutdown_is_bounded_when_the_database_is_gone(tmp_path, upstream: Upstr
     from sqlalchemy import create_engine, text
     from wiretape.storage import db
 
-    from tests.conftest import _new_pg_database
+    from tests.conftest import new_pg_database
 
-    url = _new_pg_database(pg_admin_url)
+    url = new_pg_database(pg_admin_url)
     db.upgrade(url)
     upstream.route("GET /n", Reply(200, "ok"))
     rec: Serve = serve(url)

@@ -187,10 +187,11 @@ def test_events_arrive_live_and_replay_with_their_pacing(client, sqlite_url, ser
     again = list(read(rep, f"{origin.url}/paced"))
     assert [line for _, line in again] == [line for _, line in paced_live] == DATA
     replayed_gaps = gaps([t for t, _ in again])
-    # the replay spreads them as recorded (bounds generous for a loaded machine: only a
-    # replay that sends everything at once, or stalls, falls outside them)
+    # the replay spreads them as recorded: never sooner than recorded (a replay that sends
+    # everything at once fails here), and late only by what a loaded machine adds (a stall
+    # fails); lateness is bounded generously, earliness tightly
     for recorded, replayed in zip(recorded_gaps, replayed_gaps, strict=True):
-        assert abs(replayed - recorded) < 0.35, (recorded_gaps, replayed_gaps)
+        assert recorded - 0.1 < replayed < recorded + 1.5, (recorded_gaps, replayed_gaps)
     # without pacing, the same chunks at once
     fast = serve(sqlite_url, "--mode", "replay", *args)
     assert [line for _, line in read(fast, f"{origin.url}/gated")] == DATA
