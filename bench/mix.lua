@@ -2,10 +2,7 @@
 -- usage: wrk ... -s bench/mix.lua http://PROXY/ -- REQUESTS.lua absolute|origin-form MAX_REQUESTS
 -- Requests go out in absolute form (http://origin/path), as a client behind HTTP_PROXY
 -- sends them; "origin-form" strips the scheme and authority to hit the origin directly.
-local reqs = {}
-local idx = 0
--- bounded in count as well as time (-d): the thread stops after MAX_REQUESTS
-local sent, cap = 0, math.huge
+-- reqs, idx, sent and cap are wrkjson.lua's (loaded at the end); init fills reqs and cap
 
 function init(args)
   local spec = dofile(args[1])
@@ -20,12 +17,6 @@ function init(args)
   end
 end
 
-function request()
-  sent = sent + 1
-  if sent > cap then wrk.thread:stop() end
-  idx = idx % #reqs + 1
-  return reqs[idx]
-end
-
--- done(): the summary line bench/harness.py reads, shared with the other wrk scripts
+-- request() (round-robin over reqs, stopping after cap) and done() (the summary line
+-- bench/harness.py reads), shared with the other wrk scripts
 dofile(debug.getinfo(1, "S").source:match("^@?(.*/)") .. "wrkjson.lua")

@@ -1,10 +1,7 @@
 -- wrk script: replay at scale; GETs of random recorded items of a seeded tape.
 -- usage: wrk ... -s bench/scale.lua http://PROXY/ -- ORIGIN_PORT N_RECORDINGS MAX_REQUESTS
 -- bench/seed.py seeds item i as GET /api/items/{i}?fields=all, except every tenth (a POST).
-local reqs = {}
-local idx = 0
--- bounded in count as well as time (-d): the thread stops after MAX_REQUESTS
-local sent, cap = 0, math.huge
+-- reqs, idx, sent and cap are wrkjson.lua's (loaded at the end); init fills reqs and cap
 
 function init(args)
   local port, n = args[1], tonumber(args[2])
@@ -20,12 +17,6 @@ function init(args)
   end
 end
 
-function request()
-  sent = sent + 1
-  if sent > cap then wrk.thread:stop() end
-  idx = idx % #reqs + 1
-  return reqs[idx]
-end
-
--- done(): the summary line bench/harness.py reads, shared with the other wrk scripts
+-- request() (round-robin over reqs, stopping after cap) and done() (the summary line
+-- bench/harness.py reads), shared with the other wrk scripts
 dofile(debug.getinfo(1, "S").source:match("^@?(.*/)") .. "wrkjson.lua")

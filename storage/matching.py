@@ -432,14 +432,8 @@ def explain(live: Request, recorded: Request, rules: MatchRules, limit: int = 8,
         rq.setdefault(k, []).append(v)
     for name in sorted(set(lq) | set(rq)):
         a, b = lq.get(name), rq.get(name)
-        if a == b:
-            continue
-        if b is None:
-            out.append(f"query param '{name}' not recorded (sent '{_short(','.join(a or []))}')")
-        elif a is None:
-            out.append(f"query param '{name}' missing (recorded '{_short(','.join(b))}')")
-        else:
-            out.append(f"query param '{name}': '{_short(','.join(a))}' != '{_short(','.join(b))}'")
+        _value_differences(f"query param '{name}'", None if a is None else ",".join(a),
+                           None if b is None else ",".join(b), out)
     lh, rh = dict(headers(live, rules)), dict(headers(recorded, rules))
     for name in rules.match_headers:
         _value_differences(f"header '{name}'", lh.get(name), rh.get(name), out)
