@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from http import HTTPStatus
 
+from .bodytext import fix_content_length
 from .codec import DecodeError, decode_content, encode_content
 from .errors import InvalidInput
 from .exchange import (
@@ -20,7 +21,6 @@ from .exchange import (
     header_value,
     split_url,
 )
-from .redact import fix_content_length
 
 
 class InvalidEdit(InvalidInput):

@@ -1,8 +1,8 @@
-"""Match keys and their explanations: when two requests are "the same request" for replay.
+"""Match keys: when two requests are "the same request" for replay.
 
-Each part of a request is compared by a tiny function named after it (after VCR.py's
-matchers); `explain()` turns a failed match into readable differences for the 502 miss
-body and the misses journal.
+Each part of a request is normalised by a tiny function named after it (after VCR.py's
+matchers); `explain.py` turns a failed match into readable differences from the same
+functions.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from .codec import decoded_body, is_json_type, parse_json
 from .errors import InvalidInput
 from .exchange import Headers, Request
 from .headers import is_token
-from .negotiate import accept_quality, accepts_codings, content_codings, media_type
+from .negotiate import accepts_codings, content_codings, media_type
 from .paths import BODY, InvalidPath, Token, Wild, parse_path
-from .redact import REDACTED
+from .scrub import REDACTED
 
 # The version of what match_key() computes. Raise it with any change that gives some request
 # another key: every tape stored under an older version is re-keyed when a store is opened
@@ -210,7 +210,7 @@ def conditions(req: Request, rules: MatchRules) -> list[tuple[str, str]]:
     return out
 
 
-def _json_part(part: multipart.Part, rules: MatchRules) -> tuple[bool, Any]:
+def json_part(part: multipart.Part, rules: MatchRules) -> tuple[bool, Any]:
     if not is_json_type(part.content_type):
         return False, None
     ok, value = parse_json(part.content)
@@ -222,14 +222,14 @@ def _json_part(part: multipart.Part, rules: MatchRules) -> tuple[bool, Any]:
     return True, value
 
 
-def _kept_parts(parts: list[multipart.Part], rules: MatchRules) -> list[multipart.Part]:
+def kept_parts(parts: list[multipart.Part], rules: MatchRules) -> list[multipart.Part]:
     """The parts that take part in matching, by name (repeated names keep their order)."""
     kept = [p for p in parts if p.content != REDACTED.encode() and not rules.ignores_field(p.name)]
     return sorted(kept, key=lambda p: p.name)
 
 
-def _part_key(part: multipart.Part, rules: MatchRules) -> list[Any]:
-    ok, value = _json_part(part, rules)
+def part_key(part: multipart.Part, rules: MatchRules) -> list[Any]:
+    ok, value = json_part(part, rules)
     content = ["json", value] if ok else ["sha256", part.digest]
     return [part.name, part.filename, part.content_type, content]
 
@@ -249,7 +249,7 @@ def body(req: Request, rules: MatchRules) -> tuple[str, Any]:
     if ctype.startswith("multipart/"):
         parts = multipart.parts(ctype_header, data)
         if parts is not None:  # else compared as bytes, like any body that does not parse
-            return ("multipart", [_part_key(p, rules) for p in _kept_parts(parts, rules)])
+            return ("multipart", [part_key(p, rules) for p in kept_parts(parts, rules)])
     ok, value = parse_json(data)
     if ok:
         value = _without_redacted(value)
@@ -300,165 +300,3 @@ def required_codings(request_headers: Headers, response_headers: Headers) -> fro
     if codings and accepts_codings(header_values(request_headers, "accept-encoding"), codings):
         return codings
     return frozenset()
-
-
-# -- explanations -------------------------------------------------------------------------
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _json_differences(live: Any, rec: Any, where: str, out: list[str], limit: int,
-                      what: str = "body field") -> None:
-    if len(out) >= limit:
-        return
-    if isinstance(live, dict) and isinstance(rec, dict):
-        for k in sorted(set(live) | set(rec), key=str):
-            sub = f"{where}.{k}"
-            if k not in rec:
-                out.append(f"{what} '{sub}' not recorded")
-            elif k not in live:
-                out.append(f"{what} '{sub}' missing")
-            else:
-                _json_differences(live[k], rec[k], sub, out, limit, what)
-            if len(out) >= limit:
-                return
-    elif isinstance(live, list) and isinstance(rec, list) and len(live) == len(rec):
-        for i, (a, b) in enumerate(zip(live, rec, strict=True)):
-            _json_differences(a, b, f"{where}[{i}]", out, limit, what)
-    elif live != rec:
-        out.append(f"{what} '{where}': {_short(live)} != {_short(rec)}")
-
-
-def _value_differences(what: str, live: str | None, rec: str | None, out: list[str],
-                       note: str = "") -> None:
-    """`<what> 'x' != 'y'`, or that one side lacks it; live value first."""
-    if live == rec:
-        return
-    if rec is None:
-        out.append(f"{what} not recorded (sent '{_short(live)}'){note}")
-    elif live is None:
-        out.append(f"{what} missing (recorded '{_short(rec)}'){note}")
-    else:
-        out.append(f"{what}: '{_short(live)}' != '{_short(rec)}'{note}")
-
-
-def _text(content: bytes) -> str | None:
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if len(text) <= 60 and text.isprintable() else None
-
-
-def _part_differences(live: list[multipart.Part], rec: list[multipart.Part],
-                      rules: MatchRules, out: list[str], limit: int) -> None:
-    by_name: dict[str, tuple[list[multipart.Part], list[multipart.Part]]] = {}
-    for p in _kept_parts(live, rules):
-        by_name.setdefault(p.name, ([], []))[0].append(p)
-    for p in _kept_parts(rec, rules):
-        by_name.setdefault(p.name, ([], []))[1].append(p)
-    for name in sorted(by_name):
-        lp, rp = by_name[name]
-        what = f"multipart part '{name}'"
-        if not rp:
-            out.append(f"{what} not recorded")
-        elif not lp:
-            out.append(f"{what} missing")
-        elif len(lp) != len(rp):
-            out.append(f"{what}: sent {len(lp)} times, recorded {len(rp)}")
-        else:
-            for a, b in zip(lp, rp, strict=True):
-                _value_differences(f"{what} filename", a.filename, b.filename, out)
-                if a.content_type != b.content_type:
-                    out.append(f"{what} content type: '{a.content_type}' != '{b.content_type}'")
-                if _part_key(a, rules)[3] == _part_key(b, rules)[3]:
-                    continue
-                ja, jb = _json_part(a, rules), _json_part(b, rules)
-                ta, tb = _text(a.content), _text(b.content)
-                if ja[0] and jb[0]:
-                    _json_differences(ja[1], jb[1], "$", out, limit, f"{what} field")
-                elif ta is not None and tb is not None:
-                    out.append(f"{what}: '{ta}' != '{tb}'")
-                else:
-                    out.append(f"{what} content differs ({len(a.content)} bytes sent, "
-                               f"{len(b.content)} recorded)")
-        if len(out) >= limit:
-            return
-
-
-def _negotiation_differences(live: Request, recorded: Request, response_headers: Headers,
-                             out: list[str]) -> None:
-    """Accept-Encoding and Accept, where they keep the recorded response from this request."""
-    codings = required_codings(recorded.headers, response_headers)
-    live_ae = header_values(live.headers, "accept-encoding")
-    if codings and not accepts_codings(live_ae, codings):
-        note = f" (the recorded response is {', '.join(sorted(codings))})"
-        rec_ae = header_values(recorded.headers, "accept-encoding")
-        _value_differences("header 'accept-encoding'", live_ae, rec_ae, out, note)
-    mtype = media_type(header_values(response_headers, "content-type"))
-    live_accept = header_values(live.headers, "accept")
-    rec_accept = header_values(recorded.headers, "accept")
-    if live_accept != rec_accept and accept_quality(live_accept, mtype) == 0:
-        note = f" (the recorded response is {mtype})"
-        _value_differences("header 'accept'", live_accept, rec_accept, out, note)
-
-
-def explain(live: Request, recorded: Request, rules: MatchRules, limit: int = 8,
-            response_headers: Headers = ()) -> list[str]:
-    """What differs between a live request and a recorded one, live value first.
-
-    `response_headers` (the recorded response's) lets it say when content negotiation keeps
-    the recording from this request: a compressed body the request does not accept, or a
-    content type its Accept header refuses."""
-    out: list[str] = []
-    if method(live) != method(recorded):
-        out.append(f"method: '{method(live)}' != '{method(recorded)}'")
-    if not rules.ignore_host:
-        if live.scheme != recorded.scheme:
-            out.append(f"scheme: '{live.scheme}' != '{recorded.scheme}'")
-        if live.host.lower() != recorded.host.lower():
-            out.append(f"host: '{live.host}' != '{recorded.host}'")
-        if live.port != recorded.port:
-            out.append(f"port: {live.port} != {recorded.port}")
-    if path(live) != path(recorded):
-        out.append(f"path: '{_short(path(live))}' != '{_short(path(recorded))}'")
-    lq: dict[str, list[str]] = {}
-    rq: dict[str, list[str]] = {}
-    for k, v in query(live, rules):
-        lq.setdefault(k, []).append(v)
-    for k, v in query(recorded, rules):
-        rq.setdefault(k, []).append(v)
-    for name in sorted(set(lq) | set(rq)):
-        a, b = lq.get(name), rq.get(name)
-        _value_differences(f"query param '{name}'", None if a is None else ",".join(a),
-                           None if b is None else ",".join(b), out)
-    lh, rh = dict(headers(live, rules)), dict(headers(recorded, rules))
-    for name in rules.match_headers:
-        _value_differences(f"header '{name}'", lh.get(name), rh.get(name), out)
-    lc, rc = dict(conditions(live, rules)), dict(conditions(recorded, rules))
-    for name in CONDITION_HEADERS:
-        # sent but not recorded is no difference: a conditional request is also served the
-        # plain request's recording (match_keys)
-        if name in rc:
-            _value_differences(f"header '{name}'", lc.get(name), rc.get(name), out)
-    if response_headers:
-        _negotiation_differences(live, recorded, response_headers, out)
-    lb, rb = body(live, rules), body(recorded, rules)
-    if lb != rb:
-        if lb[0] == "json" and rb[0] == "json":
-            _json_differences(lb[1], rb[1], "$", out, limit)
-        elif lb[0] == "form" and rb[0] == "form":
-            out.append(f"form body: {_short(lb[1])} != {_short(rb[1])}")
-        elif lb[0] == "multipart" and rb[0] == "multipart":
-            _part_differences(_parts(live), _parts(recorded), rules, out, limit)
-        else:
-            out.append(
-                f"body differs ({len(live.body)} bytes sent, {len(recorded.body)} recorded)"
-            )
-    return out[:limit]
-
-
-def _parts(req: Request) -> list[multipart.Part]:
-    return multipart.parts(req.header("content-type"), decoded_body(req.headers, req.body)) or []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import json
 import re
 from collections.abc import Iterable
@@ -21,12 +20,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import unquote_plus
 
+from .bodytext import as_text, content_type_param, fix_content_length, looks_like_json
 from .codec import DecodeError, decode_content, encode_content, is_json_type, parse_json
 from .exchange import Exchange, Failure, Headers, Request, Response, header_value
-
-REDACTED = "REDACTED"
+from .scrub import REDACTED, Removed, Scrubber, leaves, redact_json_tokens, scrub_log_text
 
 DEFAULT_HEADERS = (
     "authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token",
@@ -47,12 +46,6 @@ DEFAULT_JSON = (
 # (an OAuth server's `Location: https://app/cb?code=...`, a Referer carrying a token).
 REQUEST_URL_HEADERS = frozenset({"referer"})
 RESPONSE_URL_HEADERS = frozenset({"location", "content-location"})
-# Framing headers are never scrubbed: they describe the bytes, and are recomputed.
-NOT_SCRUBBED = frozenset({"content-length", "content-encoding", "transfer-encoding"})
-# A removed value shorter than this is not hunted elsewhere: it would match ordinary text.
-MIN_SCRUB_LENGTH = 6
-
-Removed = set[str]
 
 
 @lru_cache(maxsize=32)
@@ -196,144 +189,6 @@ def _redact_url(url: str, names: frozenset[str], removed: Removed) -> str:
     return out + (hash_ + (fragment if new_fragment is None else new_fragment))
 
 
-# -- bodies --------------------------------------------------------------------------------
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-
-
-def _param(ctype: str, name: str) -> str | None:
-    """A Content-Type parameter (`charset`, `boundary`), unquoted."""
-    for part in ctype.split(";")[1:]:
-        key, sep, value = part.partition("=")
-        if sep and key.strip().lower() == name:
-            return value.strip().strip('"')
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Text:
-    """A body as text, and how to turn text back into the same kind of bytes."""
-
-    text: str
-    bom: bytes
-    encoding: str
-
-    def encode(self, text: str) -> bytes:
-        return self.bom + text.encode(self.encoding)
-
-
-def _as_text(data: bytes, ctype: str) -> _Text | None:
-    """The body decoded per its byte-order mark, else its charset, else JSON's own rule
-    (RFC 4627: UTF-8, -16 or -32 told apart by where the NULs are). A decoding that gives
-    NUL characters is the wrong one (JSON text never holds a raw NUL): UTF-16 labelled
-    utf-8 still decodes "successfully", with a NUL before every letter."""
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            candidates = [(bom, enc)]
-            break
-    else:
-        charset = (_param(ctype, "charset") or "").lower()
-        detected = json.detect_encoding(data)
-        # a charset without its byte order: where the NULs are tells it
-        order = (detected, charset) if charset in ("utf-16", "utf-32") else (charset, detected)
-        candidates = [(b"", c) for c in order if c]
-    for prefix, enc in candidates:
-        try:
-            text = data[len(prefix):].decode(enc)
-        except (LookupError, UnicodeError):
-            continue
-        if "\x00" not in text or enc == candidates[-1][1]:
-            return _Text(text, prefix, enc)
-    return None
-
-
-def _is_wide(t: _Text) -> bool:
-    return t.encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32", "utf16",
-                                                             "utf32"))
-
-
-def _looks_like_json(data: bytes) -> bool:
-    return data.lstrip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe")[:1] in (b"{", b"[")
-
-
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s"{}\[\]:,]+', re.S)
-
-
-def _json_string(token: str) -> str:
-    try:
-        value = json.loads(token)
-    except ValueError:
-        return token[1:-1]
-    return value if isinstance(value, str) else token[1:-1]
-
-
-def _leaves(value: Any, removed: Removed) -> None:
-    """Every string inside a removed JSON value, walked without recursion."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            removed.add(v)
-        elif isinstance(v, dict):
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-
-
-def _redact_json_tokens(text: str, names: frozenset[str], removed: Removed) -> str | None:
-    """Redaction of JSON that does not parse, or nests deeper than codec.MAX_JSON_DEPTH:
-    a scan of its tokens, without recursion, replacing the value after every secret key
-    (a whole object or list included). None if nothing was replaced."""
-    tokens = [(m.start(), m.end(), m.group()) for m in _JSON_TOKEN.finditer(text)]
-    out: list[str] = []
-    pos = 0
-    i = 0
-    n = len(tokens)
-    while i + 2 < n:
-        tok = tokens[i][2]
-        if not (tok[0] == '"' and tokens[i + 1][2] == ":"
-                and _json_string(tok).lower() in names):
-            i += 1
-            continue
-        start, end, value = tokens[i + 2]
-        last = i + 2
-        if value in ("{", "["):
-            depth = 0
-            for j in range(i + 2, n):
-                t = tokens[j][2]
-                if t in ("{", "["):
-                    depth += 1
-                elif t in ("}", "]"):
-                    depth -= 1
-                elif t[0] == '"':
-                    removed.add(_json_string(t))
-                last = j
-                if depth == 0:
-                    break
-            end = tokens[last][1]
-        elif value in ("}", "]", ":", ","):
-            i += 2
-            continue
-        elif value != f'"{REDACTED}"':
-            if value[0] == '"':
-                removed.add(_json_string(value))
-        if value == f'"{REDACTED}"':
-            i = last + 1
-            continue
-        out.append(text[pos:start])
-        out.append(f'"{REDACTED}"')
-        pos = end
-        i = last + 1
-    if not out:
-        return None
-    out.append(text[pos:])
-    return "".join(out)
-
-
 _DISPOSITION_NAME = re.compile(
     r'(?:^|;)\s*name\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))', re.IGNORECASE)
 
@@ -407,7 +262,7 @@ class Redactor:
             changed = False
             for k, v in value.items():
                 if isinstance(k, str) and k.lower() in self.json_fields and v != REDACTED:
-                    _leaves(v, removed)
+                    leaves(v, removed)
                     out[k] = REDACTED
                     changed = True
                 else:
@@ -427,7 +282,7 @@ class Redactor:
     def redact_json(self, data: bytes, ctype: str, removed: Removed) -> bytes | None:
         """A JSON document (in whatever charset it came) with its secret fields replaced,
         in the same charset; None when nothing secret was found."""
-        text = _as_text(data, ctype)
+        text = as_text(data, ctype)
         if text is None or not may_hold_secret_field(text.text, self.json_fields):
             return None
         ok, value = parse_json(text.text)
@@ -438,7 +293,7 @@ class Redactor:
             new = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         else:
             # too deep for the tree walk, or not well-formed: scan its tokens instead
-            scanned = _redact_json_tokens(text.text, self.json_fields, removed)
+            scanned = redact_json_tokens(text.text, self.json_fields, removed)
             if scanned is None:
                 return None
             new = scanned
@@ -488,9 +343,9 @@ class Redactor:
         new: bytes | None
         if kind == "application/x-www-form-urlencoded":
             new = self.redact_form(data, removed)
-        elif kind.startswith("multipart/") and _param(ctype, "boundary"):
-            new = self.redact_multipart(data, _param(ctype, "boundary") or "", removed)
-        elif is_json_type(ctype) or _looks_like_json(data):
+        elif kind.startswith("multipart/") and content_type_param(ctype, "boundary"):
+            new = self.redact_multipart(data, content_type_param(ctype, "boundary") or "", removed)
+        elif is_json_type(ctype) or looks_like_json(data):
             new = self.redact_json(data, ctype, removed)
         else:
             return headers, body
@@ -508,7 +363,7 @@ class Redactor:
         headers, body = self._body(req.headers, req.body, removed)
         headers = self.redact_headers(headers, self.headers, removed, REQUEST_URL_HEADERS)
         target = self.redact_target(req.target, removed)
-        scrub = _Scrubber.of(removed)
+        scrub = Scrubber.of(removed)
         if scrub is not None:
             target = scrub.text(target)
             headers = scrub.headers(headers)
@@ -527,7 +382,7 @@ class Redactor:
         headers, body = self._body(resp.headers, resp.body, found)
         headers = self.redact_headers(headers, self.response_headers, found,
                                       RESPONSE_URL_HEADERS)
-        scrub = _Scrubber.of(found)
+        scrub = Scrubber.of(found)
         if scrub is not None:
             headers = scrub.headers(headers)
             headers, body = scrub.body(headers, body)
@@ -542,7 +397,7 @@ class Redactor:
         request, removed = self._request(ex.request)
         response = self.response(ex.response, removed) if ex.response is not None else None
         failure = ex.failure
-        scrub = _Scrubber.of(removed)
+        scrub = Scrubber.of(removed)
         if failure is not None and scrub is not None:
             message = scrub.text(failure.message)
             if message != failure.message:
@@ -552,94 +407,3 @@ class Redactor:
         return replace(ex, request=request, response=response, failure=failure)
 
 
-# -- log lines -----------------------------------------------------------------------------
-
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@'\"<>]+@")
-_CONNECT_USERINFO = re.compile(r"\b(CONNECT\s+)[^\s/@'\"<>]+@")
-
-
-@lru_cache(maxsize=32)
-def _query_in_text(names: frozenset[str]) -> re.Pattern[str]:
-    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?i)([?&;#](?:{alternatives})=)[^&\s'\"#<>]*")
-
-
-def scrub_log_text(text: str, query: frozenset[str]) -> str:
-    """A log line without the credentials a URL may carry: `user:password@` and the values
-    of secret query parameters, wherever a URL appears in it (mitmproxy's own lines quote
-    raw request lines)."""
-    if "@" in text:
-        text = _CONNECT_USERINFO.sub(rf"\1{REDACTED}@", _USERINFO.sub(rf"\1{REDACTED}@", text))
-    if "=" in text:
-        text = _query_in_text(query).sub(rf"\1{REDACTED}", text)
-    return text
-
-
-@dataclass(frozen=True, slots=True)
-class _Scrubber:
-    """Replaces removed values wherever they appear: as written, percent-encoded, escaped
-    in JSON, and as the latin-1 text of their UTF-8 bytes (how headers are kept)."""
-
-    needles: tuple[str, ...]
-
-    @classmethod
-    def of(cls, removed: Removed) -> _Scrubber | None:
-        found: set[str] = set()
-        for value in removed:
-            if len(value) < MIN_SCRUB_LENGTH or value in REDACTED:
-                continue
-            found.update((
-                value, quote(value, safe=""), quote_plus(value), quote(value, safe="/:@"),
-                json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
-                value.encode("utf-8", "surrogatepass").decode("latin-1"),
-            ))
-        needles = tuple(sorted((n for n in found if len(n) >= MIN_SCRUB_LENGTH),
-                               key=len, reverse=True))
-        return cls(needles) if needles else None
-
-    def text(self, text: str) -> str:
-        for needle in self.needles:
-            if needle in text:
-                text = text.replace(needle, REDACTED)
-        return text
-
-    def data(self, data: bytes) -> bytes:
-        for needle in self.needles:
-            for enc in ("utf-8", "latin-1"):
-                try:
-                    raw = needle.encode(enc)
-                except UnicodeError:
-                    continue
-                if raw in data:
-                    data = data.replace(raw, REDACTED.encode())
-        return data
-
-    def headers(self, headers: Headers) -> Headers:
-        new = tuple((k, v if k.lower() in NOT_SCRUBBED else self.text(v)) for k, v in headers)
-        return headers if new == headers else new
-
-    def body(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
-        if not body:
-            return headers, body
-        encoding = header_value(headers, "content-encoding")
-        try:
-            data = decode_content(body, encoding)
-        except DecodeError:
-            data, encoding = body, None  # undecodable: scrub the bytes as they are
-        text = _as_text(data, header_value(headers, "content-type") or "")
-        if text is not None and _is_wide(text):
-            scrubbed = self.text(text.text)
-            new = data if scrubbed == text.text else text.encode(scrubbed)
-        else:
-            new = self.data(data)
-        if new == data:
-            return headers, body
-        new_body = encode_content(new, encoding)
-        return fix_content_length(headers, len(new_body)), new_body
-
-
-def fix_content_length(headers: Headers, length: int) -> Headers:
-    """Keep Content-Length in step with a body that changed (only where one was sent)."""
-    if not any(k.lower() == "content-length" for k, _ in headers):
-        return headers
-    return tuple((k, str(length) if k.lower() == "content-length" else v) for k, v in headers)

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 from .exchange import Request, SequencePolicy
 from .matching import header_values, required_codings
 from .negotiate import accept_quality, accepts_codings, media_type
-from .redact import REDACTED
 from .repository import ReplayEntry, Variant
+from .scrub import REDACTED
 
 # What a sequence position belongs to: the key, and the ids of the recordings it runs over
 Slot = tuple[str, tuple[int, ...]]

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from ..bodytext import fix_content_length
 from ..edit import InvalidEdit, encode_body
 from ..errors import InvalidInput
 from ..exchange import (
@@ -34,7 +35,6 @@ from ..exchange import (
     header_value,
     split_url,
 )
-from ..redact import fix_content_length
 from .model import MAX_DURATION_MS, Body, Document, Entry, ExactBody, Header
 
 

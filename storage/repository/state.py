@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session, load_only
 
 from .. import models as m
 from ..exchange import Request
-from ..matching import MatchRules, explain, match_key
+from ..explain import explain
+from ..matching import MatchRules, match_key
 from ..times import utcnow
 from .rows import response_headers, row_request
 from .sql import insert_unless_present

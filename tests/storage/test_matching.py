@@ -7,15 +7,16 @@ import json
 
 import pytest
 from wiretape.storage.exchange import Request
+from wiretape.storage.explain import explain
 from wiretape.storage.matching import (
     InvalidRule,
     MatchRules,
-    explain,
     match_key,
     match_keys,
     required_codings,
 )
-from wiretape.storage.redact import REDACTED, Redactor
+from wiretape.storage.redact import Redactor
+from wiretape.storage.scrub import REDACTED
 
 
 def make_request(**overrides: object) -> Request:

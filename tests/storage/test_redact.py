@@ -14,10 +14,10 @@ from wiretape.storage.redact import (
     DEFAULT_HEADERS,
     DEFAULT_JSON,
     DEFAULT_QUERY,
-    REDACTED,
     Redactor,
     is_redacted,
 )
+from wiretape.storage.scrub import REDACTED
 
 
 def test_default_names_are_redacted_everywhere():
