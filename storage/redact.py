@@ -22,9 +22,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .bodytext import as_text, content_type_param, fix_content_length, looks_like_json
+from .bodytext import as_text, fix_content_length, looks_like_json
 from .codec import DecodeError, decode_content, encode_content, is_json_type, parse_json
 from .exchange import Exchange, Failure, Headers, Request, Response, header_value
+from .multipart import boundary_of
 from .scrub import REDACTED, Removed, Scrubber, leaves, redact_json_tokens, scrub_log_text
 
 DEFAULT_HEADERS = (
@@ -343,8 +344,8 @@ class Redactor:
         new: bytes | None
         if kind == "application/x-www-form-urlencoded":
             new = self.redact_form(data, removed)
-        elif kind.startswith("multipart/") and content_type_param(ctype, "boundary"):
-            new = self.redact_multipart(data, content_type_param(ctype, "boundary") or "", removed)
+        elif (boundary := boundary_of(ctype)) is not None:
+            new = self.redact_multipart(data, boundary, removed)
         elif is_json_type(ctype) or looks_like_json(data):
             new = self.redact_json(data, ctype, removed)
         else:
