@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from deepdiff import DeepDiff
 from wiretape.storage.bodies import is_event_stream, sse_events
 from wiretape.storage.codec import body_view, decoded_body
 from wiretape.storage.exchange import Exchange, FailureKind, Headers, Request, Response
@@ -201,6 +200,8 @@ def _is_number(v: Any) -> bool:
 
 
 def _json_changes(prefix: tuple[str, ...], a: Any, b: Any) -> list[Change]:
+    from deepdiff import DeepDiff  # imported by the first diff, not at `serve` start-up
+
     # threshold_to_diff_deeper=0: deepdiff >= 8 otherwise reports a dict that shares few
     # keys as one replaced value instead of its added and removed fields.
     # ignore_private_variables=False: otherwise keys starting with "__" are skipped.

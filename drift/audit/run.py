@@ -21,7 +21,6 @@ from wiretape.storage.times import utcnow
 from .. import noise
 from .judge import Outcome, judge, summarize
 from .options import AuditOptions, Target, answered
-from .probe import planned, probe
 from .report import AuditReport, AuditResult, load_report
 
 log = logging.getLogger(__name__)
@@ -69,9 +68,13 @@ class TapeAudit:
     @property
     def planned(self) -> int:
         """How many requests the audit sends at most (for a progress bar)."""
+        from .probe import planned  # httpx is imported when an audit runs, not at start-up
+
         return planned(self.targets, self.options)
 
     async def run(self, progress: Callable[[int], None] | None = None) -> AuditReport:
+        from .probe import probe
+
         started = time.monotonic()
         try:
             answers = await probe(self.targets, self.options, progress)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,3 +158,13 @@ def test_tape_file_with_deeply_nested_json(tmp_path, serve):
     line = one_line_exit_2(serve_cli(tmp_path, "--listen", "127.0.0.1:0", "--admin",
                                      "127.0.0.1:0", "--tape-file", str(too_deep)))
     assert line.endswith("not a HAR file: its JSON is nested too deeply to read"), line
+
+
+def test_start_up_imports_nothing_only_an_audit_or_a_diff_needs() -> None:
+    # httpx (the audit's client), deepdiff (diffs) and alembic (only for a store behind the
+    # newest schema) cost about 0.1 s of every start, the pytest plugin's sessions included
+    code = ("import sys, wiretape.cli.serve\n"
+            "print(' '.join(m for m in ('httpx', 'deepdiff', 'alembic') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == ""
