@@ -7,8 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def plain_nodeid(nodeid: str) -> str:
+    """A test's id without the `@group` xdist adds under loadgroup (as pytest takes it)."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") and at > nodeid.rfind("::") else nodeid
+
+
 def rerecord_hint(nodeid: str) -> str:
-    quoted = shlex.quote(nodeid)
+    quoted = shlex.quote(plain_nodeid(nodeid))
     return (f"record what is missing:  pytest --wiretape=once {quoted}\n"
             f"record the test afresh:  pytest --wiretape=record {quoted}")
 
@@ -51,7 +57,7 @@ def summary_lines(missed: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str
     lines = [f"{total} request{'s' if total != 1 else ''} matched no recording, "
              f"in {len(missed)} test{'s' if len(missed) != 1 else ''}:"]
     for nodeid, misses in missed.items():
-        lines.append(f"{nodeid}")
+        lines.append(plain_nodeid(nodeid))
         for miss in misses:
             closest = miss.get("closest") or []
             why = ""

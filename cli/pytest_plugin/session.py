@@ -105,11 +105,22 @@ class SessionPlugin:
             return [f"wiretape: {opts.mode}, proxy {self.ctrl.server.proxy_url}, {where}"]
         return [f"wiretape: {opts.mode}, {where}"]
 
+    # A wrapper that goes first: the groups exist before xdist's worker names each test by
+    # its group (in a hook of its own), and the names are checked after it has.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+                                      items: list[pytest.Item]) -> Generator[None]:
+        grouped = self._group_shared_tapes(config, items)
+        yield
+        if grouped:
+            _name_by_group(items)
+
+    def _group_shared_tapes(self, config: pytest.Config, items: list[pytest.Item]) -> bool:
+        """Give the tests of each shared tape one xdist group, so that one worker records
+        them all; True in a worker that schedules by group."""
         if (self.ctrl.options.mode not in (Mode.RECORD, Mode.ONCE)
                 or not config.pluginmanager.hasplugin("xdist")):
-            return
+            return False
         for item in items:
             try:
                 tape = marker_options(item.iter_markers("wiretape")).tape
@@ -117,6 +128,13 @@ class SessionPlugin:
                 continue
             if tape is not None:
                 item.add_marker(pytest.mark.xdist_group(name=f"wiretape-{tape}"))
+        if not (os.environ.get("PYTEST_XDIST_WORKER") and getattr(
+                config.known_args_namespace, "dist", "no") in ("no", "load", "loadgroup")):
+            return False
+        # a worker parses the command line again, not the controller's options: it would not
+        # know of the switch to loadgroup made in pytest_configure
+        config.option.loadgroup = True
+        return True
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Redaction is the proxy's, for every tape: names that markers ask for are added to
@@ -368,3 +386,21 @@ class WiretapeFixture:
         """Start the replay sequences over (a key recorded twice answers its first
         recording again)."""
         self._ctrl.api().call("POST", "/api/replay/reset")
+
+
+def _name_by_group(items: list[pytest.Item]) -> None:
+    """What xdist's worker does for loadgroup, where it did not take: `nodeid@group`, by
+    which the controller keeps a group on one worker. (pytest 9.2 keeps a node's id in
+    `_id`; xdist 3.8 still sets the older `_nodeid`, which pytest no longer reads.)"""
+    for item in items:
+        groups = sorted({str(m.kwargs.get("name", m.args[0] if m.args else "default"))
+                         for m in item.iter_markers("xdist_group")})
+        if not groups or "@" in item.nodeid:
+            continue
+        name = f"{item.nodeid}@{'_'.join(groups)}"
+        if hasattr(item, "_id"):
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(name)
+        else:
+            item._nodeid = name  # type: ignore[attr-defined]  # pytest < 9.2

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from wiretape.cli.pytest_plugin.admin import parse_counters
-from wiretape.cli.pytest_plugin.explain import explain_misses, summary_lines
+from wiretape.cli.pytest_plugin.explain import explain_misses, plain_nodeid, summary_lines
 from wiretape.cli.pytest_plugin.runner import Mode, Options
 from wiretape.cli.pytest_plugin.server import EnvPatch, ServeProcess
 from wiretape.cli.pytest_plugin.tapes import (
@@ -219,3 +219,13 @@ def test_serve_sockets_say_they_are_tcp() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(("nodeid", "plain"), [
+    ("tests/a.py::test_b@wiretape-shared", "tests/a.py::test_b"),
+    ("tests/a.py::test_b[user@host]", "tests/a.py::test_b[user@host]"),
+    ("tests/a.py::test_b[user@host]@wiretape-x", "tests/a.py::test_b[user@host]"),
+    ("tests/at@dir/a.py::test_b", "tests/at@dir/a.py::test_b"),
+])
+def test_hints_name_a_test_as_pytest_takes_it(nodeid: str, plain: str) -> None:
+    assert plain_nodeid(nodeid) == plain

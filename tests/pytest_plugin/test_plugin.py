@@ -257,8 +257,11 @@ def test_xdist_two_workers(project: pytest.Pytester, upstreams: Upstreams,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A serve per worker; the tests sharing a tape record on one worker; the controller
     reports the workers' misses. Tapes in another folder (--wiretape-tapes)."""
-    recorded = run(project, "-n", "2", "--wiretape=record", "--wiretape-tapes=recorded")
+    recorded = run(project, "-n", "2", "-v", "--wiretape=record", "--wiretape-tapes=recorded")
     recorded.assert_outcomes(passed=9)
+    # xdist names a test by its group: the two run on one worker, whatever the load
+    for test in ("test_shared_first", "test_shared_second"):
+        recorded.stdout.fnmatch_lines([f"*PASSED tests/test_more.py::{test}@wiretape-*"])
     assert urls(har(project, "recorded/orders-shared.har")) == [
         f"{upstreams.http.url}/orders/1", f"{upstreams.http.url}/orders/2"]
     assert (project.path / "recorded/tests/test_app/test_order.har").is_file()
