@@ -203,6 +203,12 @@ class Writer:
             elif isinstance(b, _MissEntry):
                 misses.append(b)
         try:
+            self._store(captures, misses)
+        finally:
+            _release(batch, captures)
+
+    def _store(self, captures: dict[str, list[Exchange]], misses: list[_MissEntry]) -> None:
+        try:
             results = self._commit(captures, misses)
         except _Abandoned:
             self._give_up(captures, misses)
@@ -241,7 +247,6 @@ class Writer:
             self.written += len(rows)
         if self._notifier is not None and captures:
             self._notifier.changed()  # journaled misses change nothing replay serves
-        _release(batch)
 
     def _give_up(self, captures: dict[str, list[Exchange]], misses: list[_MissEntry]) -> None:
         """Shutdown stopped waiting for the database: name every item not written."""
@@ -303,13 +308,14 @@ def _reason(e: BaseException) -> str:
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
-def _release(batch: list[object]) -> None:
-    """Let go of the spool files of big bodies once stored (or dropped)."""
-    for b in batch:
-        if isinstance(b, _Capture) and b.exchange.response is not None:
-            big = b.exchange.response.big
-            if big is not None and big.source is not None:
-                big.source.close()
+def _release(batch: list[object], stored: dict[str, list[Exchange]]) -> None:
+    """Let go of the spool files of big bodies once stored (or dropped): those captured,
+    and those redaction rewrote."""
+    exchanges = [b.exchange for b in batch if isinstance(b, _Capture)]
+    for ex in [*exchanges, *(ex for group in stored.values() for ex in group)]:
+        big = ex.response.big if ex.response is not None else None
+        if big is not None and big.source is not None:
+            big.source.close()
 
 
 class _Refused(Exception):

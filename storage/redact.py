@@ -18,15 +18,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .bigredact import redact_big_body
 from .bodytext import as_text, fix_content_length, looks_like_json
 from .codec import DecodeError, decode_content, encode_content, is_json_type, parse_json
 from .exchange import Exchange, Failure, Headers, Request, Response, header_value
+from .jsonscan import json_needles, redact_json_tokens
 from .multipart import boundary_of
-from .scrub import REDACTED, Removed, Scrubber, leaves, redact_json_tokens, scrub_log_text
+from .scrub import REDACTED, Removed, Scrubber, scrub_log_text
 
 DEFAULT_HEADERS = (
     "authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token",
@@ -49,11 +50,6 @@ REQUEST_URL_HEADERS = frozenset({"referer"})
 RESPONSE_URL_HEADERS = frozenset({"location", "content-location"})
 
 
-@lru_cache(maxsize=32)
-def _json_needles(names: frozenset[str]) -> tuple[str, ...]:
-    return tuple(f'"{n}"' for n in sorted(names))
-
-
 def may_hold_secret_field(text: str, names: frozenset[str]) -> bool:
     """Cheap screen: a JSON document without `"name"` for any secret name, and without a
     `\\u` escape (the only way to spell a key's letters otherwise), is never parsed.
@@ -61,7 +57,7 @@ def may_hold_secret_field(text: str, names: frozenset[str]) -> bool:
     if "\\u" in text:
         return True
     lowered = text.lower()
-    return any(needle in lowered for needle in _json_needles(names))
+    return any(needle in lowered for needle in json_needles(names))
 
 
 def is_redacted(name: str, value: str) -> bool:
@@ -73,6 +69,19 @@ def is_redacted(name: str, value: str) -> bool:
         return False
     pairs = value.split(";") if name.lower() == "cookie" else value.split(";")[:1]
     return all(p.partition("=")[2].strip() == REDACTED for p in pairs if p.strip())
+
+
+def _leaves(value: Any, removed: Removed) -> None:
+    """Every string inside a removed JSON value, walked without recursion."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            removed.add(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 # -- headers -------------------------------------------------------------------------------
@@ -263,7 +272,7 @@ class Redactor:
             changed = False
             for k, v in value.items():
                 if isinstance(k, str) and k.lower() in self.json_fields and v != REDACTED:
-                    leaves(v, removed)
+                    _leaves(v, removed)
                     out[k] = REDACTED
                     changed = True
                 else:
@@ -383,13 +392,18 @@ class Redactor:
         headers, body = self._body(resp.headers, resp.body, found)
         headers = self.redact_headers(headers, self.response_headers, found,
                                       RESPONSE_URL_HEADERS)
+        big = resp.big
+        if big is not None:  # a body over BIG_BODY, still in its spool (bigredact.py)
+            big = redact_big_body(headers, big, self.json_fields, found)
+            if big is not resp.big:
+                headers = fix_content_length(headers, big.size)
         scrub = Scrubber.of(found)
         if scrub is not None:
             headers = scrub.headers(headers)
             headers, body = scrub.body(headers, body)
-        if headers is resp.headers and body is resp.body:
+        if headers is resp.headers and body is resp.body and big is resp.big:
             return resp
-        return replace(resp, headers=headers, body=body)
+        return replace(resp, headers=headers, body=body, big=big)
 
     def log_text(self, text: str) -> str:
         return scrub_log_text(text, self.query)

@@ -1,17 +1,17 @@
 """Secret values found by their text rather than by a name.
 
-`Scrubber` replaces values that a rule removed wherever else they appear in an exchange;
-`redact_json_tokens` redacts JSON too deep or too broken to parse by scanning its tokens;
-`scrub_log_text` takes credentials out of log lines.
+`Scrubber` replaces values that a rule removed wherever else they appear in an exchange
+(`StreamScrub` the same in a body read a piece at a time); `scrub_log_text` takes
+credentials out of log lines.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from urllib.parse import quote, quote_plus
 
 from .bodytext import as_text, fix_content_length, is_wide
@@ -26,80 +26,6 @@ NOT_SCRUBBED = frozenset({"content-length", "content-encoding", "transfer-encodi
 MIN_SCRUB_LENGTH = 6
 
 Removed = set[str]
-
-
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s"{}\[\]:,]+', re.S)
-
-
-def _json_string(token: str) -> str:
-    try:
-        value = json.loads(token)
-    except ValueError:
-        return token[1:-1]
-    return value if isinstance(value, str) else token[1:-1]
-
-
-def leaves(value: Any, removed: Removed) -> None:
-    """Every string inside a removed JSON value, walked without recursion."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            removed.add(v)
-        elif isinstance(v, dict):
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-
-
-def redact_json_tokens(text: str, names: frozenset[str], removed: Removed) -> str | None:
-    """Redaction of JSON that does not parse, or nests deeper than codec.MAX_JSON_DEPTH:
-    a scan of its tokens, without recursion, replacing the value after every secret key
-    (a whole object or list included). None if nothing was replaced."""
-    tokens = [(m.start(), m.end(), m.group()) for m in _JSON_TOKEN.finditer(text)]
-    out: list[str] = []
-    pos = 0
-    i = 0
-    n = len(tokens)
-    while i + 2 < n:
-        tok = tokens[i][2]
-        if not (tok[0] == '"' and tokens[i + 1][2] == ":"
-                and _json_string(tok).lower() in names):
-            i += 1
-            continue
-        start, end, value = tokens[i + 2]
-        last = i + 2
-        if value in ("{", "["):
-            depth = 0
-            for j in range(i + 2, n):
-                t = tokens[j][2]
-                if t in ("{", "["):
-                    depth += 1
-                elif t in ("}", "]"):
-                    depth -= 1
-                elif t[0] == '"':
-                    removed.add(_json_string(t))
-                last = j
-                if depth == 0:
-                    break
-            end = tokens[last][1]
-        elif value in ("}", "]", ":", ","):
-            i += 2
-            continue
-        elif value != f'"{REDACTED}"':
-            if value[0] == '"':
-                removed.add(_json_string(value))
-        if value == f'"{REDACTED}"':
-            i = last + 1
-            continue
-        out.append(text[pos:start])
-        out.append(f'"{REDACTED}"')
-        pos = end
-        i = last + 1
-    if not out:
-        return None
-    out.append(text[pos:])
-    return "".join(out)
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@'\"<>]+@")
@@ -121,6 +47,33 @@ def scrub_log_text(text: str, query: frozenset[str]) -> str:
     if "=" in text:
         text = _query_in_text(query).sub(rf"\1{REDACTED}", text)
     return text
+
+
+class StreamScrub[T: (str, bytes)]:
+    """A Scrubber's replacing, on a body read a piece at a time: each piece is scrubbed
+    together with the end of the one before it (the longest needle less one character),
+    so a value cut in two by the pieces is found as well. `hits` counts the values found."""
+
+    def __init__(self, needles: Sequence[T], marker: T) -> None:
+        self.needles: Sequence[T] = needles
+        self.marker: T = marker
+        self.keep = max(len(n) for n in needles) - 1
+        self.tail: T = marker[:0]
+        self.hits = 0
+
+    def feed(self, piece: T) -> T:
+        buf = self.tail + piece
+        for needle in self.needles:
+            if needle in buf:
+                self.hits += buf.count(needle)
+                buf = buf.replace(needle, self.marker)
+        cut = max(0, len(buf) - self.keep)
+        self.tail = buf[cut:]
+        return buf[:cut]
+
+    def end(self) -> T:
+        out, self.tail = self.tail, self.marker[:0]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,16 +104,28 @@ class Scrubber:
                 text = text.replace(needle, REDACTED)
         return text
 
-    def data(self, data: bytes) -> bytes:
+    def byte_needles(self) -> tuple[bytes, ...]:
+        """The needles as bytes: each as UTF-8 and as latin-1, longest first."""
+        out: dict[bytes, None] = {}
         for needle in self.needles:
             for enc in ("utf-8", "latin-1"):
                 try:
-                    raw = needle.encode(enc)
+                    out[needle.encode(enc)] = None
                 except UnicodeError:
                     continue
-                if raw in data:
-                    data = data.replace(raw, REDACTED.encode())
+        return tuple(sorted(out, key=len, reverse=True))
+
+    def data(self, data: bytes) -> bytes:
+        for raw in self.byte_needles():
+            if raw in data:
+                data = data.replace(raw, REDACTED.encode())
         return data
+
+    def text_stream(self) -> StreamScrub[str]:
+        return StreamScrub(self.needles, REDACTED)
+
+    def data_stream(self) -> StreamScrub[bytes]:
+        return StreamScrub(self.byte_needles(), REDACTED.encode())
 
     def headers(self, headers: Headers) -> Headers:
         new = tuple((k, v if k.lower() in NOT_SCRUBBED else self.text(v)) for k, v in headers)
