@@ -10,6 +10,7 @@ import signal
 import socket
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from mitmproxy import exceptions, master, options
@@ -23,6 +24,7 @@ from mitmproxy.addons import (
     tlsconfig,
     update_alt_svc,
 )
+from mitmproxy.proxy import mode_servers
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -168,7 +170,10 @@ def _reason(e: OSError) -> str:
 
 
 def _bound_socket(address: Address, flag: str) -> socket.socket:
-    """A TCP socket bound to `address` (port 0: a free one), or Unavailable in one line."""
+    """A TCP socket bound to `address` (port 0: a free one), or Unavailable in one line;
+    for `fd:N`, the socket inherited."""
+    if address.fd is not None:
+        return socket.socket(fileno=address.fd)
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it every kept-alive admin API response waited 40 ms for a delayed ACK
@@ -193,6 +198,30 @@ class _DropErrors(logging.Filter):
         return record.levelno < logging.ERROR
 
 
+@contextlib.contextmanager
+def _inherited_listener(address: Address) -> Generator[None]:
+    """For `--listen fd:N`: mitmproxy's TCP server listens on the inherited socket instead
+    of opening one (mitmproxy has no option for that; its servers are made by
+    AsyncioServerInstance.listen, replaced here while they start)."""
+    if address.fd is None:
+        yield
+        return
+    sock = socket.socket(fileno=address.fd)
+    original = mode_servers.AsyncioServerInstance.listen
+
+    async def listen(self: mode_servers.AsyncioServerInstance[Any], host: str,
+                     port: int) -> list[Any]:
+        if self.mode.transport_protocol == "tcp" and port == address.port:
+            return [await asyncio.start_server(self.handle_stream, sock=sock)]
+        return await original(self, host, port)
+
+    mode_servers.AsyncioServerInstance.listen = listen  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        mode_servers.AsyncioServerInstance.listen = original  # type: ignore[method-assign]
+
+
 async def start_proxy_servers(master: ProxyMaster, address: Address) -> Address:
     """Open the proxy's listening socket(s) before `master.run()` does, so that a port in
     use is one line and exit 2 rather than mitmproxy's error check exiting with 1 and every
@@ -202,7 +231,8 @@ async def start_proxy_servers(master: ProxyMaster, address: Address) -> Address:
     proxy_log = logging.getLogger("mitmproxy.addons.proxyserver")
     proxy_log.addFilter(quiet)
     try:
-        ok = await ps.setup_servers()
+        with _inherited_listener(address):
+            ok = await ps.setup_servers()
     finally:
         proxy_log.removeFilter(quiet)
     if not ok:
@@ -358,7 +388,7 @@ class _AuditSchedule:
 
 def _check_free(address: Address, flag: str) -> None:
     """Fail before migrating and loading tapes if a fixed port is taken (port 0 never is)."""
-    if address.port != 0:
+    if address.port != 0 and address.fd is None:
         _bound_socket(address, flag).close()
 
 

@@ -6,10 +6,12 @@ is a SettingsError naming the flag (one line and exit 2, like every WiretapeErro
 
 from __future__ import annotations
 
+import errno
 import functools
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -41,6 +43,7 @@ class SettingsError(InvalidInput):
 class Address:
     host: str
     port: int
+    fd: int | None = None  # `fd:N`: a listening socket inherited from the parent process
 
     @property
     def is_loopback(self) -> bool:
@@ -55,7 +58,37 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+def inherited_address(flag: str, value: str) -> Address:
+    """`fd:N`: a TCP socket the parent bound (socket activation; a test harness that binds
+    the ports itself and sets its clients up while serve starts)."""
+    text = value.strip()[3:]
+    if not text.isdigit():
+        raise SettingsError(f"{flag} {value!r}: fd:N takes a file descriptor number")
+    fd = int(text)
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as e:
+        what = "not open" if e.errno == errno.EBADF else "not a socket"
+        raise SettingsError(f"{flag} {value!r}: file descriptor {fd} is {what}") from e
+    try:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET,
+                                                                 socket.AF_INET6):
+            raise SettingsError(f"{flag} {value!r}: file descriptor {fd} is not a TCP socket")
+        host, port = sock.getsockname()[:2]
+    except OSError as e:
+        raise SettingsError(f"{flag} {value!r}: file descriptor {fd} is not a bound "
+                            f"socket ({e.strerror or e})") from e
+    finally:
+        sock.detach()  # the descriptor stays open for serve to listen on
+    if not port:
+        raise SettingsError(f"{flag} {value!r}: the socket on file descriptor {fd} is not "
+                            "bound to a port")
+    return Address(str(host), int(port), fd)
+
+
 def parse_address(flag: str, value: str) -> Address:
+    if value.strip().lower().startswith("fd:"):
+        return inherited_address(flag, value)
     host, sep, port_s = value.strip().rpartition(":")
     if not sep or not port_s.isdigit():
         raise SettingsError(f"{flag} {value!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
@@ -340,8 +373,10 @@ SERVE_FLAGS = (
     opt("tape", type=TAPE, default="default", help="tape to record into / replay from"),
     opt("db", type=DATABASE_URL, default="sqlite:///./wiretape.db",
         help="SQLAlchemy URL of the store"),
-    opt("listen", type=ADDRESS, default="127.0.0.1:8080", help="proxy address HOST:PORT"),
-    opt("admin", type=ADDRESS, default="127.0.0.1:8081", help="admin API address HOST:PORT"),
+    opt("listen", type=ADDRESS, default="127.0.0.1:8080",
+        help="proxy address HOST:PORT (port 0: a free one), or fd:N (an inherited socket)"),
+    opt("admin", type=ADDRESS, default="127.0.0.1:8081",
+        help="admin API address HOST:PORT (port 0: a free one), or fd:N"),
     opt("upstream", type=UPSTREAM, default=None,
         help="reverse-proxy mode: forward to this base URL"),
     opt("on-miss", type=EnumChoice(OnMiss), default="error",

@@ -117,8 +117,16 @@ class Controller:
     def start(self) -> ServeProcess:
         self.server = ServeProcess(self.options.serve_flags(self.redact), cache=cache_dir())
         self.server.start()
-        self.server.wait_ready()
+        if not (self.server.ports_known and self.server.ca_cert.is_file()):
+            self.server.wait_ready()
+        # else serve starts while pytest imports conftests and collects: clients can be
+        # set up already (the ports are bound, the CA came from the cache), and requests
+        # made meanwhile wait in the listening socket's backlog; ready() before any test
         return self.server
+
+    def ready(self) -> None:
+        if self.server is not None:
+            self.server.wait_ready()
 
     def want_redaction(self, wanted: Mapping[str, Sequence[str]]) -> bool:
         """Markers asked for redaction the running serve lacks: restart it with the union,

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -93,6 +94,21 @@ def _die_with_parent() -> Callable[[], None] | None:
     return arm
 
 
+def _listening_socket(address: str) -> socket.socket:
+    """A listening TCP socket on HOST:PORT for serve to inherit (IPPROTO_TCP: asyncio sets
+    TCP_NODELAY only on sockets that say they are TCP)."""
+    host, _, port = address.rpartition(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve_command() -> list[str]:
     # the interpreter running pytest, so serve is the wiretape installed next to the plugin
     return [sys.executable, "-m", "wiretape.cli"]
@@ -118,23 +134,43 @@ class ServeProcess:
         self._log_file: Any = None
         self._log_offset = 0
         self.log_path = self.workdir / "serve.log"
+        # the listening sockets, bound here and handed to serve (`fd:N`) where the platform
+        # can: the ports are known at once, so clients are set up while serve starts
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
         # serve's environment is the one from before the session's (its own WIRETAPE_*
         # variables would override the flags given here)
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, listen: str = "127.0.0.1:0", admin: str = "127.0.0.1:0") -> None:
+        """Start serve; it is ready once `wait_ready` returns (or the first `api()`)."""
         if not self.store.exists():
             self._from_cache()
+        fds: tuple[int, ...] = ()
+        if os.name == "posix":
+            if self._sockets is None:
+                self._sockets = (_listening_socket(listen), _listening_socket(admin))
+            proxy_sock, admin_sock = self._sockets
+            fds = (proxy_sock.fileno(), admin_sock.fileno())
+            listen, admin = f"fd:{fds[0]}", f"fd:{fds[1]}"
+            self.proxy_port = proxy_sock.getsockname()[1]
+            self.admin_port = admin_sock.getsockname()[1]
+        else:
+            self.proxy_port = self.admin_port = 0  # told by serve's log line
         args = [*serve_command(), "serve", "--db", self.db_url, "--listen", listen,
                 "--admin", admin, "--confdir", str(self.confdir), *self.extra_args]
-        self.proxy_port = self.admin_port = 0
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             args, cwd=self.workdir, env=self._env, stdin=subprocess.DEVNULL,
             stdout=self._log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent(),
+            pass_fds=fds,
         )
+
+    @property
+    def ports_known(self) -> bool:
+        """The proxy's and admin API's ports are known before serve is ready (fd:N)."""
+        return bool(self.proxy_port and self.admin_port)
 
     # A new store needs the migrations (alembic: a fifth of serve's start-up) and a new
     # confdir a new CA (an RSA key): both are kept in the user's cache and copied into the
@@ -200,6 +236,8 @@ class ServeProcess:
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Until serve has logged the ports it bound and its admin API answers."""
+        if self.admin is not None:
+            return
         try:
             self.proxy_port, self.admin_port = wait_until(
                 self._listening, timeout, "wiretape serve to start")
@@ -226,12 +264,15 @@ class ServeProcess:
         self.admin = admin
         self._to_cache()
 
-    def stop(self, timeout: float = STOP_TIMEOUT, *, kill: bool = False) -> int | None:
+    def stop(self, timeout: float = STOP_TIMEOUT, *, kill: bool = False,
+             keep_ports: bool = False) -> int | None:
         """SIGTERM: serve writes what it captured and exits; killed if it hangs. With
         `kill`, at once: for the end of a session whose tapes are all exported already,
-        when nothing serve still holds is worth its clean shutdown."""
+        when nothing serve still holds is worth its clean shutdown. With `keep_ports`, the
+        listening sockets stay open for the next serve (clients wait in their backlog)."""
         if self.admin is not None:
             self.admin.close()
+            self.admin = None
         code = None
         if self.proc is not None:
             if self.proc.poll() is None:
@@ -247,6 +288,10 @@ class ServeProcess:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if self._sockets is not None and not keep_ports:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets = None
         return code
 
     def signal_stop(self) -> None:
@@ -256,7 +301,7 @@ class ServeProcess:
 
     def restart(self, extra_args: Iterable[str]) -> None:
         """The same store and CA, other flags, the same ports (clients keep their env)."""
-        self.stop()
+        self.stop(keep_ports=True)
         self.extra_args = list(extra_args)
         self.start(f"127.0.0.1:{self.proxy_port}", f"127.0.0.1:{self.admin_port}")
         self.wait_ready()
@@ -303,6 +348,8 @@ class ServeProcess:
 
     # -- admin API helpers ---------------------------------------------------------------
     def api(self) -> Admin:
+        if self.admin is None and self.proc is not None and self._log_file is not None:
+            self.wait_ready()  # started, not yet waited for
         if self.admin is None:
             raise ServeError("wiretape serve is not running")
         return self.admin

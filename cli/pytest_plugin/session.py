@@ -137,10 +137,15 @@ class SessionPlugin:
         return True
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Redaction is the proxy's, for every tape: names that markers ask for are added to
-        the session's (serve restarts with them, on the same ports, before any test)."""
+        """Serve is ready before any test runs. Redaction is the proxy's, for every tape:
+        names that markers ask for are added to the session's (serve restarts with them, on
+        the same ports, before any test)."""
         if not self.active:
             return
+        try:
+            self.ctrl.ready()
+        except (ServeError, OSError) as e:
+            raise pytest.UsageError(f"wiretape: cannot start the proxy: {e}") from e
         wanted: dict[str, set[str]] = {}
         for item in session.items:
             try:

@@ -168,3 +168,49 @@ def test_start_up_imports_nothing_only_an_audit_or_a_diff_needs() -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    return sock
+
+
+def test_inherited_sockets_take_requests_sent_before_serve_is_ready(tmp_path, upstream):
+    """`--listen fd:N --admin fd:M`: a harness binds the ports, sets its clients up and
+    sends requests at once; they wait in the socket's backlog until serve answers."""
+    proxy_sock, admin_sock = _listening_socket(), _listening_socket()
+    fds = (proxy_sock.fileno(), admin_sock.fileno())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRETAPE_")}
+    proc = subprocess.Popen(
+        [WIRETAPE_BIN, "serve", "--db", f"sqlite:///{tmp_path / 'w.db'}", "--confdir",
+         str(tmp_path / "conf"), "--listen", f"fd:{fds[0]}", "--admin", f"fd:{fds[1]}"],
+        pass_fds=fds, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    proxy = f"http://127.0.0.1:{proxy_sock.getsockname()[1]}"
+    admin = f"http://127.0.0.1:{admin_sock.getsockname()[1]}"
+    try:
+        upstream.route("GET /early", Reply(200, "through the inherited socket"))
+        with httpx.Client(proxy=proxy, trust_env=False, timeout=60) as c:
+            assert c.get(f"{upstream.url}/early").text == "through the inherited socket"
+        health = httpx.get(f"{admin}/api/health", timeout=30).json()
+        assert health["proxy"] == proxy.removeprefix("http://")
+        assert health["admin"] == admin.removeprefix("http://")
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=60)
+        proxy_sock.close()
+        admin_sock.close()
+    assert proc.returncode == 0, stderr
+    assert f"proxy on {proxy.removeprefix('http://')}" in stderr
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("fd:abc", "fd:N takes a file descriptor number"),
+    ("fd:987", "file descriptor 987 is not open"),
+    ("fd:0", "file descriptor 0 is not a socket"),
+])
+def test_an_unusable_inherited_socket_is_one_line(tmp_path, value, says):
+    p = serve_cli(tmp_path, "--listen", value)
+    assert says in one_line_exit_2(p)
