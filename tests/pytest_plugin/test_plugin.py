@@ -386,6 +386,24 @@ def test_bad_settings_are_one_line(project: pytest.Pytester,
     result.stdout.fnmatch_lines(["*wiretape: wiretape marker: tape 'no/slashes' must be*"])
 
 
+def test_a_proxy_that_cannot_start_is_a_usage_error(project: pytest.Pytester) -> None:
+    """serve starts while pytest collects (once a first session has cached a CA); if it
+    fails, no test runs and pytest says why."""
+    run(project, "--wiretape=replay", "tests/test_app.py::test_without_http"
+        ).assert_outcomes(passed=1)
+    project.makefile(".ini", pytest=INI.replace("--upstream-insecure",
+                                                "--replay-latency sometimes"))
+    result = run(project, "--wiretape=replay", "tests/test_app.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: wiretape: cannot start the proxy: wiretape serve "
+                                 "exited with status 2:*"])
+    assert "--replay-latency 'sometimes' must be" in result.stderr.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert " passed" not in result.stdout.str()
+    # the failure showed once collection was done: serve had started alongside it
+    result.stdout.fnmatch_lines(["collected * items"])
+
+
 def test_audit_fails_breaking_drift_and_warns_of_lesser(
         project: pytest.Pytester, upstreams: Upstreams) -> None:
     run(project, "--wiretape=record", "tests/test_app.py::test_order",
