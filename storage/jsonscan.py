@@ -36,6 +36,16 @@ def json_needles(names: frozenset[str]) -> tuple[str, ...]:
     return tuple(f'"{n}"' for n in sorted(names))
 
 
+@lru_cache(maxsize=32)
+def _plain_run(names: frozenset[str]) -> re.Pattern[str]:
+    """Text outside strings, and whole strings without a backslash that are not one of the
+    names (case-insensitively): what cannot start a secret field. Outside a string every
+    quote opens one, so this never reads a string from its middle."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    not_a_name = f'(?!(?i:{alternatives})"|[^"]*\\\\)' if names else '(?![^"]*\\\\)'
+    return re.compile(f'(?:[^"]+|"{not_a_name}[^"]*")*')
+
+
 def _string_value(raw: str) -> str:
     """The text of a string token's content (escapes undone where they are valid)."""
     try:
@@ -116,6 +126,10 @@ class JsonFieldScan:
         if self._string is not None:
             i = self._continue_string(buf, 0, final, out)
         while i < n:
+            if not (self._depth or self._await_value or self._after_key) and self._string is None:
+                i = self._skip(buf, i, out)
+                if i >= n:
+                    break
             m = _TOKEN.match(buf, i)
             assert m is not None  # every character starts one of the alternatives
             tok, j = m.group(), m.end()
@@ -137,6 +151,16 @@ class JsonFieldScan:
                 out.append(self._structural_or_word(tok))
             i = j
         return "".join(out)
+
+    def _skip(self, buf: str, i: int, out: list[str]) -> int:
+        """Where nothing is being dropped: pass the text on up to the next string that could
+        be a secret key (one with a secret name, or escapes), or one not ended in this piece;
+        where to go on token by token. Everything else (values, structure, other keys)
+        changes nothing here, and one regex passes over it far faster than tokens taken one
+        by one in Python."""
+        end = _plain_run(self.names).match(buf, i).end()  # type: ignore[union-attr]
+        out.append(buf[i:end])
+        return end
 
     def _continue_string(self, buf: str, i: int, final: bool, out: list[str]) -> int:
         """Read the string begun before `i` as far as this piece goes; where to go on."""
