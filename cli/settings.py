@@ -395,7 +395,7 @@ SERVE_FLAGS = (
         help="do not verify upstream TLS certificates"),
     opt("upstream-ca", type=CA_FILE, default=None,
         help="PEM bundle to verify upstream TLS with (else SSL_CERT_FILE/SSL_CERT_DIR, "
-             "else certifi)"),
+             "else the system store)"),
     opt("ignore-host", "ignore_hosts", type=REGEX, multiple=True,
         help="regex: tunnel these hosts untouched (repeatable)"),
     opt("redact-header", "redact_headers", multiple=True, callback=names,

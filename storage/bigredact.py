@@ -214,46 +214,54 @@ class _Plan:
 
 
 @dataclass(slots=True)
-class _Found:
-    names: int = 0  # places a secret field's name (or a \u escape) occurs
-    values: int = 0  # removed values found
-    changed: bool = False  # the JSON scan replaced a field
-    steps: list[object] = field(default_factory=list)
+class _Steps:
+    """What one pass found, read once it has been drained."""
+
+    screen: _Lowered | None = None  # secret field names (or \u escapes)
+    scan: JsonFieldScan | None = None  # secret fields replaced
+    scrubs: list[StreamScrub[str] | StreamScrub[bytes]] = field(default_factory=list)
+
+    @property
+    def names(self) -> int:
+        return self.screen.inner.hits if self.screen is not None else 0
+
+    @property
+    def changed(self) -> bool:
+        return self.scan is not None and self.scan.changed
+
+    @property
+    def values(self) -> int:
+        return sum(s.hits for s in self.scrubs)
 
 
-def _pass(parts: Iterable[bytes], plan: _Plan, found: _Found, *,
-          names: frozenset[str] = frozenset(), screen_names: bool = False,
-          scrub: Scrubber | None = None, removed: Removed | None = None) -> Iterator[bytes]:
-    """The body through one pass: decoded, each step applied, encoded again."""
+def _pass(parts: Iterable[bytes], plan: _Plan, *, names: frozenset[str] = frozenset(),
+          screen_names: bool = False, scrub: Scrubber | None = None,
+          removed: Removed | None = None) -> tuple[Iterator[bytes], _Steps]:
+    """The body through one pass (decoded, each step applied, encoded again), and its
+    steps."""
     data: Iterable[bytes] = _decoded(parts, plan.codings)
-    wide = plan.charset is not None and plan.charset.wide
-    text_steps: list[_Step[str]] = []
-    if plan.charset is not None and plan.json and screen_names:
-        text_steps.append(_Lowered(StreamScrub((*json_needles(names), "\\u"), "")))
-    if plan.charset is not None and plan.json and removed is not None and names:
-        text_steps.append(JsonFieldScan(names, removed))
-    if scrub is not None and wide:
-        text_steps.append(scrub.text_stream())
-    if text_steps and plan.charset is not None:
-        texts: Iterable[str] = plan.charset.texts(data)
-        for step in text_steps:
-            texts = _fed(texts, step)
-        data = plan.charset.data(texts)
-    byte_step = scrub.data_stream() if scrub is not None and not wide else None
-    if byte_step is not None:
-        data = _fed(data, byte_step)
-    found.steps = [*text_steps, byte_step]
-    return _encoded(data, plan.codings)
-
-
-def _tally(found: _Found) -> None:
-    for step in found.steps:
-        if isinstance(step, _Lowered):
-            found.names += step.inner.hits
-        elif isinstance(step, JsonFieldScan):
-            found.changed = found.changed or step.changed
-        elif isinstance(step, StreamScrub):
-            found.values += step.hits
+    steps = _Steps()
+    charset = plan.charset
+    wide = charset is not None and charset.wide
+    if charset is not None:
+        if plan.json and screen_names:
+            steps.screen = _Lowered(StreamScrub((*json_needles(names), "\\u"), ""))
+        if plan.json and removed is not None and names:
+            steps.scan = JsonFieldScan(names, removed)
+        text_scrub = scrub.text_stream() if scrub is not None and wide else None
+        text_steps = [s for s in (steps.screen, steps.scan, text_scrub) if s is not None]
+        if text_steps:
+            texts: Iterable[str] = charset.texts(data)
+            for step in text_steps:
+                texts = _fed(texts, step)
+            data = charset.data(texts)
+        if text_scrub is not None:
+            steps.scrubs.append(text_scrub)
+    if scrub is not None and not wide:
+        byte_scrub = scrub.data_stream()
+        data = _fed(data, byte_scrub)
+        steps.scrubs.append(byte_scrub)
+    return _encoded(data, plan.codings), steps
 
 
 def _drain(pieces: Iterator[bytes]) -> None:
@@ -288,30 +296,31 @@ def redact_big_body(headers: Headers, big: BigBody, names: frozenset[str],
                  bool(names) and (is_json_type(ctype) or looks_like_json(sample)))
     if scrub is None and not plan.json:
         return big
-    found = _Found()
     for _ in range(3):  # a coding or a charset that fails further on is given up
+        pieces, found = _pass(source.parts(), plan, names=names, screen_names=True,
+                              scrub=scrub)
         try:
-            _drain(_pass(source.parts(), plan, found, names=names, screen_names=True,
-                         scrub=scrub))
+            _drain(pieces)
             break
         except DecodeError:
             plan.codings = []
         except _NotText:
             plan.charset = None
-        found = _Found()
-    _tally(found)
+    changed = False
     if found.names:
         fields: Removed = set()
-        _drain(_pass(source.parts(), plan, found, names=names, removed=fields))
-        _tally(found)
+        pieces, scanned = _pass(source.parts(), plan, names=names, removed=fields)
+        _drain(pieces)
+        changed = scanned.changed
         removed |= fields
         scrub = Scrubber.of(removed)
-    if not found.changed and not found.values:
+    if not changed and not found.values:
         return big
     spool = SpooledBody()
     try:
-        for piece in _pass(source.parts(), plan, found, names=names if found.changed
-                           else frozenset(), removed=set(), scrub=scrub):
+        pieces, _ = _pass(source.parts(), plan, names=names if changed else frozenset(),
+                          removed=set(), scrub=scrub)
+        for piece in pieces:
             if spool.write(piece):
                 spool.flushed()  # the disk lags: let it catch up before reading on
         spool.flushed()
